@@ -1,0 +1,210 @@
+"""Typed schemas for every Hydra config group, registered in ConfigStore.
+
+The root config (`conf/config.yaml`) starts from the `config_schema` node stored
+here, so a key that does not exist or a value of the wrong type fails when Hydra
+composes the config, before any work starts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+class StrEnum(str, Enum):
+    """An Enum whose members print (and interpolate in configs) as their value."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DataKind(StrEnum):
+    multi30k = "multi30k"  # DIR/{train,val,test_2016_flickr}.{src,tgt}[.gz], downloaded if absent
+    files = "files"  # any pair of plain or gzip text files per split
+    hf = "hf"  # a Hugging Face dataset (hub name, local script/builder, or save_to_disk folder)
+
+
+class VocabKind(StrEnum):
+    word = "word"
+    char = "char"
+    spm = "spm"
+
+
+class Normalization(StrEnum):
+    NFC = "NFC"
+    NFKC = "NFKC"
+    none = "none"
+
+
+@dataclass
+class SplitFiles:
+    """Paths of one split for `data=files` (relative to data.root unless absolute)."""
+
+    src: str = "???"
+    tgt: str = "???"
+
+
+@dataclass
+class DataConfig:
+    kind: DataKind = DataKind.multi30k
+    name: str = "multi30k"  # used in the default prepared_dir
+    root: str = "data/raw/multi30k"
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    # split name in the stored DatasetDict -> file prefix (multi30k) or HF split name (hf)
+    splits: Dict[str, str] = field(
+        default_factory=lambda: {"train": "train", "valid": "val", "test": "test_2016_flickr"}
+    )
+    # data=files: split name -> {src, tgt}
+    files: Dict[str, SplitFiles] = field(default_factory=dict)
+    # data=hf
+    hf_name: str = ""
+    hf_config: Optional[str] = None
+    hf_data_files: Dict[str, str] = field(default_factory=dict)  # builder data_files, e.g. {train: a.jsonl}
+    hf_field: str = "translation"  # column holding {src_lang: ..., tgt_lang: ...}; "" = flat columns
+    url: str = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
+
+
+@dataclass
+class PreprocessConfig:
+    normalize: Normalization = Normalization.NFC
+    lowercase: bool = False
+    # filters, applied to the training split only
+    drop_empty: bool = True
+    max_words: int = 100  # drop a training pair with a side longer than this (whitespace words)
+    max_ratio: float = 4.0  # drop a training pair whose longer/shorter word-count ratio exceeds this
+    ratio_min_words: int = 4  # the ratio rule applies only when the longer side has this many words
+    # truncation of encoded ids (all splits); target keeps SOS and EOS
+    max_len: int = 128
+    chunk_size: int = 20000  # pairs read, cleaned and encoded at a time (bounds memory)
+
+
+@dataclass
+class VocabConfig:
+    kind: VocabKind = VocabKind.spm
+    joint: bool = True  # one vocabulary for both languages (shared ids)
+    # word / char
+    min_freq: int = 1
+    max_size: int = 0  # 0 = no limit (specials not counted)
+    # spm
+    model_type: str = "bpe"  # bpe | unigram
+    vocab_size: int = 8000
+    character_coverage: float = 1.0
+    input_sentence_size: int = 1000000  # sentences sampled (seeded) for training spm; bounds its memory
+    seed: int = 1234
+    threads: int = 2
+
+
+@dataclass
+class ModelConfig:
+    cell: str = "gru"  # rnn | gru | lstm
+    emb_dim: int = 256
+    hidden_dim: int = 256
+    enc_layers: int = 1
+    dec_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.2
+    emb_dropout: float = 0.2
+    attention: str = "luong"  # none | bahdanau | luong
+    tie_embeddings: bool = False  # target embedding = output projection (needs emb_dim == proj dim)
+    share_embeddings: bool = False  # source embedding = target embedding (joint vocab only)
+
+
+@dataclass
+class BatchingConfig:
+    kind: str = "bucket"  # bucket | tokens
+    batch_size: int = 64  # sentences per batch (bucket)
+    max_tokens: int = 2000  # batch_size x longest padded sequence (tokens)
+    bucket_width: int = 1  # length range covered by one bucket key
+    pool_size: int = 100  # tokens: pool = pool_size x batches' worth of examples sorted together
+    shuffle: bool = True
+    seed: int = 1
+    oversized: str = "single"  # tokens: an example over max_tokens gets its own batch | error
+    num_workers: int = 0
+
+
+@dataclass
+class TrainConfig:
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    max_epochs: int = 30
+    max_steps: int = 0  # 0 = no limit
+    max_minutes: float = 0.0  # 0 = no limit
+    optimizer: str = "adam"  # adam | adamw
+    lr: float = 0.002
+    weight_decay: float = 0.0
+    clip_grad_norm: float = 1.0
+    label_smoothing: float = 0.1
+    schedule: str = "plateau"  # plateau | warmup_decay | constant
+    warmup_steps: int = 500
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1
+    min_lr: float = 1e-5
+    teacher_forcing: float = 1.0
+    teacher_forcing_decay: bool = False  # decay the ratio linearly to teacher_forcing_min over training
+    teacher_forcing_min: float = 0.5
+    validate_every: int = 0  # steps; 0 = once per epoch
+    val_bleu: bool = True
+    val_max_sentences: int = 0  # 0 = whole valid split
+    early_stopping_metric: str = "bleu"  # bleu | loss
+    patience: int = 5
+    checkpoint_every: int = 500  # steps
+    log_every: int = 50
+    resume: Any = False  # false | true (this run dir) | path of a run dir or checkpoint
+    seed: int = 1
+    threads: int = 0  # torch CPU threads; 0 = all cores
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: CUDA with grad scaler)
+    deterministic: bool = False
+    tensorboard: bool = True
+
+
+@dataclass
+class DecodeConfig:
+    kind: str = "beam"  # greedy | beam
+    beam_size: int = 5
+    length_penalty: float = 1.0  # alpha in ((5 + len) / 6) ** alpha
+    n_best: int = 1
+    no_repeat_ngram: int = 0
+    max_len_a: float = 1.5
+    max_len_b: int = 10
+    batch_size: int = 64
+
+
+@dataclass
+class PlotsConfig:
+    n_attention: int = 0  # attention heatmaps for the first K translated sentences
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    vocab: VocabConfig = field(default_factory=VocabConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    plots: PlotsConfig = field(default_factory=PlotsConfig)
+    prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
+    force: bool = False  # prepare: rebuild even when a matching prepared dataset exists
+    # translate
+    ckpt: str = ""
+    split: str = "test"
+    input: Optional[str] = None  # a text file to translate; "-" or unset with no split = stdin
+    output: Optional[str] = None
+    # evaluate
+    hyp: str = ""
+    ref: Any = None  # a file or a list of files
+    metrics: List[str] = field(default_factory=lambda: ["bleu", "chrf"])
+    tokenize: Optional[str] = None  # sacreBLEU tokenizer (default 13a)
+    lowercase: bool = False
+
+
+def register_configs() -> None:
+    """Store the schema so `conf/config.yaml` can name it in its defaults list."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+
+
+register_configs()

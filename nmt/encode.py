@@ -1,0 +1,39 @@
+"""Sentences to id sequences: UNK for unknown units, SOS/EOS around the target, truncation."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from nmt.vocab import EOS_ID, SOS_ID, Vocab
+
+SCHEMA = pa.schema([
+    ("src_ids", pa.list_(pa.int32())),
+    ("tgt_ids", pa.list_(pa.int32())),
+    ("src_len", pa.int32()),
+    ("tgt_len", pa.int32()),
+])
+
+
+def encode_source(vocab: Vocab, texts: list[str], max_len: int) -> list[list[int]]:
+    """Source ids as they are, cut to `max_len`."""
+    return [ids[:max_len] for ids in vocab.encode_batch(texts)]
+
+
+def encode_target(vocab: Vocab, texts: list[str], max_len: int) -> list[list[int]]:
+    """`[SOS] + ids[:max_len - 2] + [EOS]`: truncation never loses SOS or EOS."""
+    keep = max_len - 2
+    if keep < 0:
+        raise ValueError(f"preprocess.max_len={max_len} leaves no room for SOS and EOS (needs >= 2)")
+    return [[SOS_ID, *ids[:keep], EOS_ID] for ids in vocab.encode_batch(texts)]
+
+
+def encode_chunk(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str],
+                 max_len: int) -> pa.RecordBatch:
+    """One chunk of cleaned pairs -> an Arrow record batch with ids and lengths."""
+    s = encode_source(src_vocab, src, max_len)
+    t = encode_target(tgt_vocab, tgt, max_len)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(s, type=pa.list_(pa.int32())), pa.array(t, type=pa.list_(pa.int32())),
+         pa.array(map(len, s), type=pa.int32(), size=len(s)),
+         pa.array(map(len, t), type=pa.int32(), size=len(t))],
+        schema=SCHEMA,
+    )
