@@ -22,3 +22,4 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/prepare.py
+	$(BIN)/python bench/batching.py

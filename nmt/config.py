@@ -118,7 +118,7 @@ class BatchingConfig:
     batch_size: int = 64  # sentences per batch (bucket)
     max_tokens: int = 2000  # batch_size x longest padded sequence (tokens)
     bucket_width: int = 1  # length range covered by one bucket key
-    pool_size: int = 100  # tokens: pool = pool_size x batches' worth of examples sorted together
+    pool_size: int = 1000  # tokens: about this many batches of examples are sorted together
     shuffle: bool = True
     seed: int = 1
     oversized: str = "single"  # tokens: an example over max_tokens gets its own batch | error

@@ -1,0 +1,161 @@
+"""Batch samplers over a prepared split: length buckets or a token budget; shuffled,
+deterministic per (seed, epoch), sharded per rank with equal counts, resumable mid-epoch."""
+from __future__ import annotations
+
+import numpy as np
+from torch.utils.data import Sampler
+
+Batches = list[list[int]]
+
+
+class OversizedExampleError(ValueError):
+    pass
+
+
+def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
+    """One random stream per (seed, epoch): the same pair always gives the same batches."""
+    return np.random.default_rng([seed, epoch])
+
+
+def bucket_batches(src_len: np.ndarray, tgt_len: np.ndarray, batch_size: int, bucket_width: int,
+                   rng: np.random.Generator | None) -> Batches:
+    """Group examples by their `(src_len, tgt_len) // bucket_width` bucket (random order inside a
+    bucket), lay the buckets out by their longer side, then source, then target length, and cut
+    the run into batches of `batch_size`: a batch holds one bucket, or the tail of one and the
+    head of a neighbour, so nearly every batch is full and both sides are evenly long."""
+    n = len(src_len)
+    tiebreak = rng.permutation(n) if rng is not None else np.arange(n)
+    src_key, tgt_key = src_len // bucket_width, tgt_len // bucket_width
+    order = np.lexsort((tiebreak, tgt_key, src_key, np.maximum(src_key, tgt_key)))
+    return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+
+
+def token_batches(src_len: np.ndarray, tgt_len: np.ndarray, max_tokens: int, pool_size: int,
+                  rng: np.random.Generator | None, oversized: str = "single") -> Batches:
+    """Shuffle, sort by length inside pools, and cut so that `len(batch) * longest` (source or
+    target, padded) stays within `max_tokens`. An example longer than the budget gets a batch of
+    its own (`oversized="single"`) or raises (`"error"`); none is dropped."""
+    n = len(src_len)
+    longest = np.maximum(src_len, tgt_len)
+    perm = rng.permutation(n) if rng is not None else np.arange(n)
+    mean_len = max(float(longest.mean()), 1.0) if n else 1.0
+    pool = max(int(pool_size * max_tokens / mean_len), 1)  # about pool_size batches' worth
+    batches: Batches = []
+    for start in range(0, n, pool):
+        idx = perm[start:start + pool]
+        idx = idx[np.lexsort((tgt_len[idx], src_len[idx], longest[idx]))]
+        cur: list[int] = []
+        cur_max = 0
+        for i, length in zip(idx.tolist(), longest[idx].tolist()):
+            if length > max_tokens:
+                if oversized == "error":
+                    raise OversizedExampleError(
+                        f"example {i} has {length} tokens, over train.batching.max_tokens={max_tokens}. "
+                        "Fix: raise max_tokens, lower preprocess.max_len, or set train.batching.oversized=single")
+                batches.append([i])
+                continue
+            new_max = max(cur_max, length)
+            if cur and (len(cur) + 1) * new_max > max_tokens:
+                batches.append(cur)
+                cur, new_max = [], length
+            cur.append(i)
+            cur_max = new_max
+        if cur:
+            batches.append(cur)
+    return batches
+
+
+def shard(batches: Batches, rank: int, world_size: int) -> Batches:
+    """Rank `rank`'s share: every rank gets the same number of batches (unequal counts hang
+    DDP) and every example appears in exactly one rank's share. When the count does not divide,
+    the largest batches are split in two until it does; where only single-example batches are
+    left to split, the two smallest batches are merged instead (a merged pair may exceed a token
+    budget: it only happens when nearly every batch holds one example)."""
+    if world_size == 1:
+        return batches
+    n_examples = sum(map(len, batches))
+    if n_examples < world_size:
+        raise ValueError(f"{n_examples} examples cannot give each of {world_size} ranks a batch")
+    batches = list(batches)
+    if n_examples - len(batches) >= (-len(batches)) % world_size:  # enough examples to split off
+        while len(batches) % world_size:
+            j = max(range(len(batches)), key=lambda k: len(batches[k]))
+            b = batches[j]
+            batches[j:j + 1] = [b[:len(b) // 2], b[len(b) // 2:]]
+    else:
+        while len(batches) % world_size:
+            batches.sort(key=len)
+            batches = batches[2:] + [batches[0] + batches[1]]
+    return batches[rank::world_size]
+
+
+class LengthBatchSampler(Sampler[list[int]]):
+    """A `batch_sampler` for DataLoader over one split.
+
+    `kind="bucket"`: `batch_size` sentences of similar lengths; `kind="tokens"`: a token budget.
+    Each epoch's batch list is shuffled with `(seed, epoch)`; `set_epoch` picks the epoch and
+    `start_batch` skips the first k batches of it (exact resume). `shuffle=False` keeps a
+    deterministic length order (evaluation)."""
+
+    def __init__(self, src_len, tgt_len, kind: str = "bucket", batch_size: int = 64, max_tokens: int = 2000,
+                 bucket_width: int = 1, pool_size: int = 1000, shuffle: bool = True, seed: int = 1,
+                 oversized: str = "single", rank: int = 0, world_size: int = 1):
+        if kind not in ("bucket", "tokens"):
+            raise ValueError(f"batching.kind={kind!r}: use bucket or tokens")
+        self.src_len = np.asarray(src_len, dtype=np.int64)
+        self.tgt_len = np.asarray(tgt_len, dtype=np.int64)
+        self.kind, self.batch_size, self.max_tokens = kind, batch_size, max_tokens
+        self.bucket_width, self.pool_size, self.shuffle, self.seed = bucket_width, pool_size, shuffle, seed
+        self.oversized, self.rank, self.world_size = oversized, rank, world_size
+        self.epoch, self.start_batch = 0, 0
+        self._cache: tuple[int, Batches] | None = None
+
+    @classmethod
+    def from_config(cls, split, cfg, rank: int = 0, world_size: int = 1, shuffle: bool | None = None):
+        """Build from a prepared split (`src_len`/`tgt_len` columns) and `train.batching`."""
+        return cls(split.data.column("src_len").to_numpy(), split.data.column("tgt_len").to_numpy(),
+                   kind=cfg.kind, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
+                   bucket_width=cfg.bucket_width, pool_size=cfg.pool_size,
+                   shuffle=cfg.shuffle if shuffle is None else shuffle, seed=cfg.seed,
+                   oversized=cfg.oversized, rank=rank, world_size=world_size)
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch, self.start_batch = epoch, start_batch
+
+    def epoch_batches(self, epoch: int | None = None) -> Batches:
+        """All of this rank's batches for an epoch, in order (before `start_batch`)."""
+        epoch = self.epoch if epoch is None else epoch
+        if self._cache is not None and self._cache[0] == epoch:
+            return self._cache[1]
+        rng = epoch_rng(self.seed, epoch) if self.shuffle else None
+        if self.kind == "bucket":
+            batches = bucket_batches(self.src_len, self.tgt_len, self.batch_size, self.bucket_width, rng)
+        else:
+            batches = token_batches(self.src_len, self.tgt_len, self.max_tokens, self.pool_size, rng, self.oversized)
+        if rng is not None:  # a batch's place in the epoch must not depend on its length
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        batches = shard(batches, self.rank, self.world_size)
+        self._cache = (epoch, batches)
+        return batches
+
+    def __iter__(self):
+        yield from self.epoch_batches()[self.start_batch:]
+
+    def __len__(self) -> int:
+        return len(self.epoch_batches()) - self.start_batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "start_batch": self.start_batch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = state["seed"]
+        self.set_epoch(state["epoch"], state["start_batch"])
+
+
+def restore_order(outputs_per_batch, batches: Batches, n: int) -> list:
+    """Put per-example outputs produced in batch order back into corpus order."""
+    out = [None] * n
+    for outputs, idx in zip(outputs_per_batch, batches):
+        for o, i in zip(outputs, idx):
+            out[i] = o
+    return out

@@ -1,0 +1,96 @@
+"""Padded batches: the Arrow-backed pair dataset, the Batch type and the collate function."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from functools import partial
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+from nmt.vocab import PAD_ID
+
+Example = tuple[int, torch.Tensor, torch.Tensor]  # (corpus index, src ids (S,), tgt ids [SOS]+y+[EOS] (T+1,))
+
+
+class ArrowPairs(Dataset):
+    """A prepared split; `__getitems__` reads a whole batch from Arrow in one `take`."""
+
+    def __init__(self, split):
+        self.table = split.data.table if hasattr(split.data, "table") else split.data
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __getitem__(self, i: int) -> Example:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: list[int]) -> list[Example]:
+        rows = self.table.take(indices)
+        out = []
+        sides = []
+        for name in ("src_ids", "tgt_ids"):
+            col = rows.column(name).combine_chunks()
+            values = torch.from_numpy(col.values.to_numpy(zero_copy_only=False).astype(np.int64))
+            lengths = np.diff(col.offsets.to_numpy()).tolist()
+            sides.append(torch.split(values, lengths))
+        for i, s, t in zip(indices, sides[0], sides[1]):
+            out.append((i, s, t))
+        return out
+
+
+@dataclass
+class Batch:
+    """A padded batch, sorted by source length (descending) so the encoder can pack.
+
+    src (B, S) long, src_lengths (B,) long (at least 1: an empty source reads one PAD), tgt_in = [SOS] + y and tgt_out = y + [EOS]
+    (B, T) long, all padded with the vocab's PAD id; indices (B,) the corpus index of each
+    row; restore (B,) the permutation with `x[restore]` back in input order; n_tokens the
+    number of non-pad target tokens."""
+
+    src: torch.Tensor
+    src_lengths: torch.Tensor
+    tgt_in: torch.Tensor
+    tgt_out: torch.Tensor
+    indices: torch.Tensor
+    restore: torch.Tensor
+    n_tokens: int
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k, v in moved.items():
+            if isinstance(v, torch.Tensor) and k != "src_lengths":  # pack_padded_sequence wants CPU lengths
+                moved[k] = v.to(device, non_blocking=non_blocking)
+        return Batch(**moved)
+
+    @property
+    def size(self) -> int:
+        return self.src.size(0)
+
+
+def collate(examples: list[Example], pad_id: int = PAD_ID) -> Batch:
+    """Sort by source length descending, pad both sides with `pad_id`, shift the target."""
+    src_lengths = torch.tensor([len(e[1]) for e in examples], dtype=torch.long)
+    order = torch.argsort(src_lengths, descending=True, stable=True)
+    examples = [examples[i] for i in order.tolist()]
+    src = pad_sequence([e[1] for e in examples], batch_first=True, padding_value=pad_id)
+    tgt_in = pad_sequence([e[2][:-1] for e in examples], batch_first=True, padding_value=pad_id)
+    tgt_out = pad_sequence([e[2][1:] for e in examples], batch_first=True, padding_value=pad_id)
+    if src.size(1) == 0:  # every source empty: keep one pad column so shapes stay valid
+        src = torch.full((len(examples), 1), pad_id, dtype=torch.long)
+    return Batch(
+        src=src,
+        src_lengths=src_lengths[order].clamp(min=1),
+        tgt_in=tgt_in,
+        tgt_out=tgt_out,
+        indices=torch.tensor([e[0] for e in examples], dtype=torch.long),
+        restore=torch.argsort(order),
+        n_tokens=int((tgt_out != pad_id).sum()),
+    )
+
+
+def make_loader(split, sampler, pad_id: int, num_workers: int = 0) -> DataLoader:
+    """A DataLoader that reads each sampled batch from Arrow at once and collates it."""
+    return DataLoader(ArrowPairs(split), batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id),
+                      num_workers=num_workers)
