@@ -91,6 +91,8 @@ def collate(examples: list[Example], pad_id: int = PAD_ID) -> Batch:
 
 
 def make_loader(split, sampler, pad_id: int, num_workers: int = 0) -> DataLoader:
-    """A DataLoader that reads each sampled batch from Arrow at once and collates it."""
+    """A DataLoader that reads each sampled batch from Arrow at once and collates it. It gets a
+    generator of its own: a new iterator draws a seed from it, and drawing from the global RNG
+    would make a resumed run's dropout differ from an uninterrupted one."""
     return DataLoader(ArrowPairs(split), batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id),
-                      num_workers=num_workers)
+                      num_workers=num_workers, generator=torch.Generator().manual_seed(0))

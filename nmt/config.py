@@ -84,13 +84,13 @@ class PreprocessConfig:
 @dataclass
 class VocabConfig:
     kind: VocabKind = VocabKind.spm
-    joint: bool = True  # one vocabulary for both languages (shared ids)
+    joint: bool = False  # true: one vocabulary for both languages (shared ids)
     # word / char
     min_freq: int = 1
     max_size: int = 0  # 0 = no limit (specials not counted)
     # spm
     model_type: str = "bpe"  # bpe | unigram
-    vocab_size: int = 8000
+    vocab_size: int = 5000
     character_coverage: float = 1.0
     input_sentence_size: int = 1000000  # sentences sampled (seeded) for training spm; bounds its memory
     seed: int = 1234

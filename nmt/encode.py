@@ -10,6 +10,8 @@ SCHEMA = pa.schema([
     ("tgt_ids", pa.list_(pa.int32())),
     ("src_len", pa.int32()),
     ("tgt_len", pa.int32()),
+    ("src_text", pa.string()),  # the cleaned sentences: references for BLEU, inputs for plots
+    ("tgt_text", pa.string()),
 ])
 
 
@@ -34,6 +36,7 @@ def encode_chunk(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[s
     return pa.RecordBatch.from_arrays(
         [pa.array(s, type=pa.list_(pa.int32())), pa.array(t, type=pa.list_(pa.int32())),
          pa.array(map(len, s), type=pa.int32(), size=len(s)),
-         pa.array(map(len, t), type=pa.int32(), size=len(t))],
+         pa.array(map(len, t), type=pa.int32(), size=len(t)),
+         pa.array(src, type=pa.string()), pa.array(tgt, type=pa.string())],
         schema=SCHEMA,
     )

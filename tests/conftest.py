@@ -41,3 +41,29 @@ def prepared_spm(tmp_path_factory, multi30k_dir) -> Path:
     out = tmp_path_factory.mktemp("prepared") / "m30k_spm"
     prepare(make_cfg(f"data.root={multi30k_dir}", f"prepared_dir={out}"))
     return out
+
+
+TINY_DE = ["ein hund läuft", "zwei katzen schlafen", "der mann isst brot", "die frau liest ein buch",
+           "ein kind spielt ball", "drei vögel singen", "der hund schläft", "die katze läuft",
+           "ein mann liest", "zwei kinder essen brot", "die vögel fliegen", "der ball ist rot"]
+TINY_EN = ["a dog runs", "two cats sleep", "the man eats bread", "the woman reads a book",
+           "a child plays ball", "three birds sing", "the dog sleeps", "the cat runs",
+           "a man reads", "two children eat bread", "the birds fly", "the ball is red"]
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory) -> Path:
+    """A 36-pair word-level corpus (12 sentences, 3 copies) prepared once: fast training tests."""
+    from nmt.prepare import prepare
+
+    d = tmp_path_factory.mktemp("tiny")
+    for split, n in (("train", 3), ("val", 1), ("test_2016_flickr", 1)):
+        write_lines(d / f"{split}.de", TINY_DE * n)
+        write_lines(d / f"{split}.en", TINY_EN * n)
+    out = d / "prepared"
+    prepare(make_cfg(f"data.root={d}", f"prepared_dir={out}", "vocab=word", "vocab.min_freq=1"))
+    return out
+
+
+TINY_MODEL = ["model.emb_dim=32", "model.hidden_dim=32", "train.batching.batch_size=4", "train.log_every=5",
+              "train.tensorboard=false", "train.threads=1"]

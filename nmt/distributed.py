@@ -1,0 +1,52 @@
+"""torchrun support: process group set-up, one Hydra run dir for all ranks, rank-0-only writes."""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(backend: str | None = None) -> DistInfo:
+    """Join the process group torchrun describes in the environment (gloo on CPU, nccl on GPU)."""
+    if not launched_by_torchrun():
+        return DistInfo()
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def agree_on_run_dir() -> None:
+    """Under torchrun every rank runs Hydra; rank 0 picks the run dir and the others use it and
+    write no Hydra files of their own. Call before `@hydra.main` parses sys.argv."""
+    if not launched_by_torchrun() or any(a.startswith("hydra.run.dir=") for a in sys.argv):
+        return
+    info = init_distributed()
+    chosen = [time.strftime("outputs/%Y-%m-%d/%H-%M-%S") if info.is_main else None]
+    dist.broadcast_object_list(chosen, src=0)
+    sys.argv.append(f"hydra.run.dir={chosen[0]}")
+    if not info.is_main:
+        sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]

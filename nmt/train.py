@@ -1,0 +1,314 @@
+"""Entry point: train an RNN encoder-decoder on a prepared dataset.
+
+    python -m nmt.train prepared_dir=OUT model=gru|lstm|rnn train.max_epochs=N [train.resume=RUN_DIR]
+    torchrun --nproc-per-node=2 -m nmt.train prepared_dir=OUT ...
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from nmt import config as _config  # noqa: F401  (registers the schema)
+from nmt.batching import LengthBatchSampler
+from nmt.checkpoint import (load_checkpoint, resolve_resume, rng_states, save_checkpoint, set_rng_states,
+                            vocab_files)
+from nmt.collate import make_loader
+from nmt.distributed import DistInfo, agree_on_run_dir, init_distributed
+from nmt.model import build_model
+from nmt.plots import learning_curves
+from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
+from nmt.validate import validate
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_score: float | None = None
+    best_step: int = 0
+    bad_validations: int = 0
+    last_validation_step: int = -1
+    train_seconds: float = 0.0
+
+
+def pick_device(name: str, dist: DistInfo) -> torch.device:
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but CUDA is not available. Fix: train.device=auto or cpu")
+    return torch.device("cuda", dist.local_rank)
+
+
+def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}.get(cfg.optimizer)
+    if cls is None:
+        raise ValueError(f"train.optimizer={cfg.optimizer!r}: use adam or adamw")
+    return cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg, higher_is_better: bool):
+    """plateau: cut the lr when the validation metric stalls; warmup_decay: linear warmup then
+    inverse square-root decay (per step); constant."""
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max" if higher_is_better else "min", factor=cfg.plateau_factor,
+            patience=cfg.plateau_patience, min_lr=cfg.min_lr)
+    if cfg.schedule == "warmup_decay":
+        w = max(cfg.warmup_steps, 1)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / w, math.sqrt(w / (s + 1))))
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    raise ValueError(f"train.schedule={cfg.schedule!r}: use plateau, warmup_decay or constant")
+
+
+def teacher_forcing_ratio(cfg, step: int, total_steps: int) -> float:
+    if not cfg.teacher_forcing_decay or total_steps <= 0:
+        return cfg.teacher_forcing
+    frac = min(step / total_steps, 1.0)
+    return cfg.teacher_forcing + frac * (cfg.teacher_forcing_min - cfg.teacher_forcing)
+
+
+def autocast_context(device: torch.device, precision: str):
+    if precision == "fp32":
+        return torch.autocast(device.type, enabled=False)
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise ValueError("train.precision=fp16 needs CUDA. Fix: precision=bf16 or fp32 on CPU")
+        return torch.autocast("cuda", dtype=torch.float16)
+    raise ValueError(f"train.precision={precision!r}: use fp32, bf16 or fp16")
+
+
+class MetricsLog:
+    """metrics.jsonl (+ TensorBoard events when tensorboard is installed); rank 0 only."""
+
+    def __init__(self, run_dir: Path, enabled: bool, tensorboard: bool):
+        self.enabled = enabled
+        self.file = run_dir / "metrics.jsonl"
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:
+                pass
+
+    def write(self, kind: str, step: int, **values) -> None:
+        if not self.enabled:
+            return
+        with open(self.file, "a") as f:
+            f.write(json.dumps({"kind": kind, "step": step, **values}) + "\n")
+        if self.tb is not None:
+            for k, v in values.items():
+                if isinstance(v, (int, float)):
+                    self.tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict:
+    """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return a summary."""
+    tc = cfg.train
+    if tc.early_stopping_metric not in ("bleu", "loss"):
+        raise ValueError(f"train.early_stopping_metric={tc.early_stopping_metric!r}: use bleu or loss")
+    if tc.early_stopping_metric == "bleu" and not tc.val_bleu:
+        raise ValueError("train.early_stopping_metric=bleu needs train.val_bleu=true. Fix: one or the other")
+    dist = init_distributed()
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = pick_device(tc.device, dist)
+    torch.set_num_threads(tc.threads or max(1, (os.cpu_count() or 1) // dist.world_size))
+    torch.use_deterministic_algorithms(tc.deterministic)
+    torch.manual_seed(tc.seed + dist.rank)
+    dd, meta, (src_vocab, tgt_vocab) = load_prepared(Path(cfg.prepared_dir))
+    for split in ("train", "valid"):
+        if split not in dd:
+            raise PreparedDataError(f"{cfg.prepared_dir}: no `{split}` split. Fix: prepare with data.splits.{split}")
+
+    model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).to(device)
+    higher_is_better = tc.early_stopping_metric == "bleu"
+    optimizer = make_optimizer(model, tc)
+    scheduler = make_scheduler(optimizer, tc, higher_is_better)
+    scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
+    sampler = LengthBatchSampler.from_config(dd["train"], tc.batching, dist.rank, dist.world_size)
+    loader = make_loader(dd["train"], sampler, tgt_vocab.pad_id, tc.batching.num_workers)
+    progress = Progress()
+
+    ckpt_dir = run_dir / "checkpoints"
+    resume_from = resolve_resume(tc.resume, run_dir)
+    if resume_from is not None:
+        ckpt = load_checkpoint(resume_from)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        sampler.load_state_dict(ckpt["sampler"])
+        progress = Progress(**ckpt["progress"])
+        set_rng_states(ckpt["rng"])
+        if dist.is_main:
+            print(f"train: resumed from {resume_from} at step {progress.step} (epoch {progress.epoch}, "
+                  f"batch {progress.batch_in_epoch})")
+
+    net = model
+    if dist.enabled:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    log = MetricsLog(run_dir, dist.is_main, tc.tensorboard)
+    n_params = sum(p.numel() for p in model.parameters())
+    if dist.is_main:
+        print(f"train: {n_params:,} parameters; {len(dd['train'])} training pairs; device {device}; "
+              f"{dist.world_size} process(es); run dir {run_dir}")
+    static = {"model_cfg": OmegaConf.to_container(cfg.model, resolve=True),
+              "train_cfg": OmegaConf.to_container(tc, resolve=True),
+              "prepared": {"dir": str(cfg.prepared_dir), "format_version": meta["format_version"],
+                           "special_ids": meta["special_ids"], "vocab": meta["vocab"]},
+              "vocab_files": vocab_files(Path(cfg.prepared_dir) / VOCAB_DIR), "n_params": n_params}
+
+    def checkpoint(name: str) -> None:
+        if dist.is_main:
+            save_checkpoint(ckpt_dir / name, {
+                **static, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                "sampler": {**sampler.state_dict(), "epoch": progress.epoch, "start_batch": progress.batch_in_epoch},
+                "progress": asdict(progress), "rng": rng_states()})
+
+    def run_validation() -> bool:
+        """Validate, keep the best checkpoint, step the plateau schedule; True = stop early."""
+        result = validate(model, dd["valid"], tgt_vocab, cfg, device)
+        progress.last_validation_step = progress.step
+        score = result[tc.early_stopping_metric]
+        better = progress.best_score is None or (score > progress.best_score if higher_is_better
+                                                  else score < progress.best_score)
+        if better:
+            progress.best_score, progress.best_step, progress.bad_validations = score, progress.step, 0
+        else:
+            progress.bad_validations += 1
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(score)
+        log.write("valid", progress.step, epoch=progress.epoch, **result, lr=optimizer.param_groups[0]["lr"])
+        if dist.is_main:
+            print(f"valid step {progress.step}: loss {result['loss']:.3f} ppl {result['ppl']:.2f}"
+                  + (f" BLEU {result['bleu']:.2f}" if "bleu" in result else "")
+                  + (" (best)" if better else f" (best {progress.best_score:.3f} at step {progress.best_step})"))
+            if better:
+                checkpoint("best.pt")
+        return progress.bad_validations >= tc.patience
+
+    steps_per_epoch = len(sampler.epoch_batches(progress.epoch))
+    total_steps = tc.max_steps or tc.max_epochs * steps_per_epoch
+    started = time.time() - progress.train_seconds
+    stop_reason = None
+    while progress.epoch < tc.max_epochs and stop_reason is None:
+        sampler.set_epoch(progress.epoch, progress.batch_in_epoch)
+        net.train()
+        bar = tqdm(loader, desc=f"epoch {progress.epoch + 1}", total=len(sampler), disable=not dist.is_main,
+                   file=sys.stderr, dynamic_ncols=True)
+        t_log, tokens_since, loss_sum, loss_tokens = time.time(), 0, 0.0, 0
+        for batch in bar:
+            batch = batch.to(device)
+            ratio = teacher_forcing_ratio(tc, progress.step, total_steps)
+            with autocast_context(device, tc.precision):
+                logits = net(batch.src, batch.src_lengths, batch.tgt_in, ratio)
+            loss = model.loss(logits, batch.tgt_out, tc.label_smoothing) / batch.n_tokens
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"loss is {loss.item()} at step {progress.step + 1}; stopped. The last good checkpoint is "
+                    f"{ckpt_dir / 'last.pt'}. Fix: lower train.lr, keep train.clip_grad_norm, or use precision=fp32")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if tc.clip_grad_norm > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step()
+            progress.step += 1
+            progress.batch_in_epoch += 1
+            tokens_since += batch.n_tokens
+            loss_sum += loss.item() * batch.n_tokens
+            loss_tokens += batch.n_tokens
+            if progress.step % tc.log_every == 0:
+                now = time.time()
+                tok_s = tokens_since / max(now - t_log, 1e-9)
+                lr = optimizer.param_groups[0]["lr"]
+                bar.set_postfix(loss=f"{loss_sum / loss_tokens:.3f}", tok_s=f"{tok_s:.0f}", lr=f"{lr:.2e}")
+                log.write("train", progress.step, epoch=progress.epoch, loss=loss_sum / loss_tokens,
+                          tokens_per_s=tok_s, lr=lr, teacher_forcing=ratio)
+                t_log, tokens_since, loss_sum, loss_tokens = now, 0, 0.0, 0
+            progress.train_seconds = time.time() - started
+            if tc.validate_every and progress.step % tc.validate_every == 0 and run_validation():
+                stop_reason = f"no {tc.early_stopping_metric} improvement in {tc.patience} validations"
+            if tc.max_steps and progress.step >= tc.max_steps:
+                stop_reason = stop_reason or f"train.max_steps={tc.max_steps} reached"
+            if tc.max_minutes and progress.train_seconds >= tc.max_minutes * 60:
+                stop_reason = stop_reason or f"train.max_minutes={tc.max_minutes} reached"
+            if dist.enabled:  # every rank stops at the same step, or DDP hangs
+                flag = torch.tensor([1.0 if stop_reason else 0.0], device=device)
+                torch.distributed.all_reduce(flag)
+                if flag.item() > 0 and stop_reason is None:
+                    stop_reason = "another rank stopped"
+            if stop_reason:
+                break
+            if progress.step % tc.checkpoint_every == 0:
+                checkpoint("last.pt")
+        bar.close()
+        if stop_reason is None:  # the epoch ran to its end
+            progress.epoch += 1
+            progress.batch_in_epoch = 0
+            if not tc.validate_every and run_validation():
+                stop_reason = f"no {tc.early_stopping_metric} improvement in {tc.patience} validations"
+    stop_reason = stop_reason or f"train.max_epochs={tc.max_epochs} reached"
+    checkpoint("last.pt")
+    if progress.last_validation_step != progress.step:
+        run_validation()  # so best.pt also considers the final weights
+    log.close()
+    summary = {"stop_reason": stop_reason, "steps": progress.step, "epochs": progress.epoch,
+               "best_" + tc.early_stopping_metric: progress.best_score, "best_step": progress.best_step,
+               "train_minutes": round(progress.train_seconds / 60, 2), "run_dir": str(run_dir),
+               "n_params": n_params}
+    if dist.is_main:
+        if (run_dir / "metrics.jsonl").is_file():
+            learning_curves(run_dir / "metrics.jsonl", run_dir / "learning_curves.png")
+        (run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        print(f"train: stopped: {stop_reason}; best {tc.early_stopping_metric} {progress.best_score:.3f} "
+              f"at step {progress.best_step}; checkpoints in {ckpt_dir}")
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (PreparedDataError, NonFiniteLossError, FileNotFoundError, ValueError) as err:
+        sys.exit(f"train: error: {err}")
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    agree_on_run_dir()
+    main()

@@ -1,0 +1,117 @@
+"""Training: overfitting, exact resume (also after SIGKILL), torchrun, clear errors."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+
+from conftest import ROOT, TINY_EN, TINY_MODEL, make_cfg
+from nmt.checkpoint import load_checkpoint, model_from_checkpoint
+from nmt.search import greedy_search
+from nmt.store import PreparedDataError
+from nmt.train import run
+from nmt.validate import translate_split
+import datasets
+
+
+def train_cfg(prepared, *extra):
+    return make_cfg(f"prepared_dir={prepared}", *TINY_MODEL, *extra)
+
+
+def test_tiny_model_overfits_and_reproduces_targets(tiny_prepared, tmp_path):
+    cfg = train_cfg(tiny_prepared, "model.dropout=0", "model.emb_dropout=0", "train.label_smoothing=0",
+                    "train.lr=0.01", "train.max_epochs=40", "train.schedule=constant", "train.patience=100")
+    summary = run(cfg, tmp_path)
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    valid = [r for r in rows if r["kind"] == "valid"]
+    assert valid[-1]["loss"] < 0.05 and valid[-1]["bleu"] == pytest.approx(100.0)
+    model, sv, tv, _ = model_from_checkpoint(load_checkpoint(tmp_path / "checkpoints/best.pt"))
+    hyps = translate_split(model, datasets.load_from_disk(str(tiny_prepared))["test"], tv, "cpu")
+    assert [tv.decode(h.tokens) for h in hyps] == TINY_EN
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    assert summary["best_bleu"] == pytest.approx(100.0)
+
+
+def weights(path):
+    return load_checkpoint(path)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+RESUME = ["model.dropout=0.3", "train.validate_every=5", "train.checkpoint_every=4", "train.val_bleu=true"]
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(tiny_prepared, tmp_path):
+    run(train_cfg(tiny_prepared, *RESUME, "train.max_steps=23"), tmp_path / "a")
+    run(train_cfg(tiny_prepared, *RESUME, "train.max_steps=10"), tmp_path / "b")
+    first = load_checkpoint(tmp_path / "b/checkpoints/last.pt")
+    assert first["progress"]["step"] == 10
+    run(train_cfg(tiny_prepared, *RESUME, "train.max_steps=23", f"train.resume={tmp_path / 'b'}"), tmp_path / "c")
+    assert_same_weights(weights(tmp_path / "a/checkpoints/last.pt"), weights(tmp_path / "c/checkpoints/last.pt"))
+    a, c = load_checkpoint(tmp_path / "a/checkpoints/last.pt"), load_checkpoint(tmp_path / "c/checkpoints/last.pt")
+    assert a["progress"] == {**c["progress"], "train_seconds": a["progress"]["train_seconds"]}
+
+
+def test_sigkill_then_resume_matches_uninterrupted(tiny_prepared, tmp_path):
+    args = [f"prepared_dir={tiny_prepared}", *TINY_MODEL, "model.dropout=0.3", "train.checkpoint_every=3",
+            "train.val_bleu=false", "train.early_stopping_metric=loss"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    killed = tmp_path / "killed"
+    p = subprocess.Popen([sys.executable, "-m", "nmt.train", *args, "train.max_steps=100000",
+                          f"hydra.run.dir={killed}"], cwd=ROOT, env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoints/last.pt").exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    saved = load_checkpoint(killed / "checkpoints/last.pt")["progress"]["step"]
+    assert saved % 3 == 0 and saved > 0
+    target = saved + 7
+    run(train_cfg(tiny_prepared, "model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=false", "train.early_stopping_metric=loss",
+                  f"train.max_steps={target}", f"train.resume={killed}"), tmp_path / "resumed")
+    run(train_cfg(tiny_prepared, "model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=false", "train.early_stopping_metric=loss",
+                  f"train.max_steps={target}"), tmp_path / "straight")
+    assert_same_weights(weights(tmp_path / "resumed/checkpoints/last.pt"),
+                        weights(tmp_path / "straight/checkpoints/last.pt"))
+
+
+def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29517",
+                        "-m", "nmt.train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=4",
+                        "train.checkpoint_every=2", "train.val_bleu=false", "train.early_stopping_metric=loss"],
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run_dirs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
+    assert len(run_dirs) == 1, run_dirs  # one Hydra run dir for both ranks
+    ckpt = load_checkpoint(run_dirs[0] / "checkpoints/last.pt")
+    assert ckpt["progress"]["step"] == 4
+    assert sorted(p.name for p in (run_dirs[0] / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
+def test_clear_errors(tiny_prepared, tmp_path):
+    with pytest.raises(ConfigCompositionException, match="foo"):
+        make_cfg("train.foo=1")
+    with pytest.raises(PreparedDataError, match="nmt.prepare"):
+        run(train_cfg(tmp_path / "nothing"), tmp_path / "r1")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "meta.json").write_text(json.dumps({"format_version": 0}))
+    with pytest.raises(PreparedDataError, match="force=true"):
+        run(train_cfg(old), tmp_path / "r2")
+    with pytest.raises(FileNotFoundError, match="train.resume"):
+        run(train_cfg(tiny_prepared, f"train.resume={tmp_path}/none"), tmp_path / "r3")
+    r = subprocess.run([sys.executable, "-m", "nmt.train", f"prepared_dir={tmp_path}/nothing"], cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert r.returncode != 0 and "nmt.prepare" in r.stderr and "Traceback" not in r.stderr
