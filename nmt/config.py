@@ -190,8 +190,8 @@ class Config:
     force: bool = False  # prepare: rebuild even when a matching prepared dataset exists
     # translate
     ckpt: str = ""
-    split: str = "test"
-    input: Optional[str] = None  # a text file to translate; "-" or unset with no split = stdin
+    split: Optional[str] = None  # a prepared split to translate (train | valid | test)
+    input: Optional[str] = None  # a text file to translate ("-": all of stdin); no split, no input: stdin line by line
     output: Optional[str] = None
     # evaluate
     hyp: str = ""

@@ -182,6 +182,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
               "train_cfg": OmegaConf.to_container(tc, resolve=True),
               "prepared": {"dir": str(cfg.prepared_dir), "format_version": meta["format_version"],
                            "special_ids": meta["special_ids"], "vocab": meta["vocab"]},
+              "preprocess": meta["config"]["preprocess"],
               "vocab_files": vocab_files(Path(cfg.prepared_dir) / VOCAB_DIR), "n_params": n_params}
 
     def checkpoint(name: str) -> None:

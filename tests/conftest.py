@@ -67,3 +67,15 @@ def tiny_prepared(tmp_path_factory) -> Path:
 
 TINY_MODEL = ["model.emb_dim=32", "model.hidden_dim=32", "train.batching.batch_size=4", "train.log_every=5",
               "train.tensorboard=false", "train.threads=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
+    """A tiny GRU with attention trained until it reproduces the tiny corpus."""
+    from nmt.train import run
+
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    run(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "model.dropout=0", "model.emb_dropout=0",
+                 "train.label_smoothing=0", "train.lr=0.01", "train.max_epochs=40", "train.schedule=constant",
+                 "train.patience=100", "train.early_stopping_metric=loss"), run_dir)
+    return run_dir / "checkpoints" / "best.pt"

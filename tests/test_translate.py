@@ -1,0 +1,70 @@
+"""nmt.translate and nmt.evaluate: pipes, files, splits, scores that agree with sacrebleu."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sacrebleu
+
+from conftest import ROOT, TINY_DE, TINY_EN, make_cfg, write_lines
+from nmt.corpus import CorpusError
+from nmt.evaluate import evaluate
+from nmt.translate import run
+
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_stdin_to_stdout_round_trip(tiny_checkpoint, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "nmt.translate", f"ckpt={tiny_checkpoint}", "decode=greedy"],
+                       input="\n".join(TINY_DE[:4]) + "\n", capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.splitlines() == TINY_EN[:4]
+
+
+def test_file_translation_with_reference_and_heatmaps(tiny_checkpoint, tmp_path):
+    src = write_lines(tmp_path / "in.de", TINY_DE)
+    ref = write_lines(tmp_path / "ref.en", TINY_EN)
+    out = tmp_path / "out.en"
+    result = run(make_cfg(f"ckpt={tiny_checkpoint}", f"input={src}", f"output={out}", f"ref={ref}",
+                          "plots.n_attention=2"), tmp_path / "run")
+    assert out.read_text().splitlines() == TINY_EN
+    bleu = next(s for s in result["scores"] if s["name"] == "BLEU")
+    assert bleu["score"] == pytest.approx(100.0) and "nrefs:1|case:mixed" in bleu["signature"]
+    assert json.loads((tmp_path / "run/scores.in.de.json").read_text())["scores"][0]["name"] == "BLEU"
+    assert sorted(p.name for p in (tmp_path / "run").glob("attention_*.png")) == ["attention_000.png",
+                                                                                 "attention_001.png"]
+
+
+@pytest.mark.parametrize("decode", ["greedy", "beam"])
+def test_prepared_split_in_corpus_order(tiny_checkpoint, tmp_path, decode):
+    result = run(make_cfg(f"ckpt={tiny_checkpoint}", "split=test", f"decode={decode}"), tmp_path)
+    assert result["hyps"] == TINY_EN
+    assert (tmp_path / "hyp.test.txt").read_text().splitlines() == TINY_EN
+
+
+def test_evaluate_agrees_with_sacrebleu_api_and_command_line(tmp_path):
+    hyp = write_lines(tmp_path / "hyp", ["The cat sat on the mat.", "A dog runs in a park", "Hello world !"])
+    ref = write_lines(tmp_path / "ref", ["The cat is on the mat.", "A dog is running in the park.", "Hello world!"])
+    ours = {s["name"]: s for s in evaluate(hyp, [ref], ["bleu", "chrf", "ter"])}
+    hyps, refs = hyp.read_text().splitlines(), [ref.read_text().splitlines()]
+    assert ours["BLEU"]["score"] == sacrebleu.corpus_bleu(hyps, refs).score
+    assert ours["chrF2"]["score"] == sacrebleu.corpus_chrf(hyps, refs).score
+    cli = subprocess.run([sys.executable, "-m", "sacrebleu", str(ref), "-i", str(hyp), "-m", "bleu", "chrf", "ter",
+                          "-f", "text"], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [s["line"] for s in ours.values()] == [l.strip() for l in cli]
+    r = subprocess.run([sys.executable, "-m", "nmt.evaluate", f"hyp={hyp}", f"ref={ref}", "metrics=[bleu,chrf,ter]"],
+                       capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    assert r.returncode == 0 and r.stdout.splitlines() == [l.strip() for l in cli]
+
+
+def test_evaluate_identity_and_errors(tmp_path):
+    a = write_lines(tmp_path / "a", TINY_EN)
+    assert evaluate(a, [a], ["bleu", "chrf"])[0]["score"] == pytest.approx(100.0)
+    assert evaluate(a, [a, a], ["bleu"])[0]["signature"].startswith("nrefs:2")
+    short = write_lines(tmp_path / "short", TINY_EN[:3])
+    with pytest.raises(CorpusError, match="has 12 lines but .* has 3"):
+        evaluate(a, [short], ["bleu"])
+    empty = write_lines(tmp_path / "empty", b"")
+    with pytest.raises(CorpusError, match="empty file"):
+        evaluate(empty, [a], ["bleu"])
