@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MULTI30K ?= ../shared/data/multi30k
+DEMO_MINUTES ?= 10
+DEMO_DIR ?= outputs/demo
 
 .PHONY: setup demo test bench
 setup: $(VENV)/.installed
@@ -14,8 +16,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# prepare Multi30k de->en, train a GRU with attention for DEMO_MINUTES, translate test_2016_flickr
+# with beam search and print BLEU / chrF with their sacreBLEU signatures
 demo: setup
 	$(BIN)/python -m nmt.prepare data.root=$(MULTI30K)
+	$(BIN)/python -m nmt.train train.max_minutes=$(DEMO_MINUTES) hydra.run.dir=$(DEMO_DIR)
+	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR)/checkpoints/best.pt split=test decode=beam \
+		plots.n_attention=3 hydra.run.dir=$(DEMO_DIR)/translate
 
 test: setup
 	$(BIN)/python -m pytest
@@ -23,3 +30,5 @@ test: setup
 bench: setup
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/batching.py
+	$(BIN)/python bench/train.py
+	$(BIN)/python bench/translate.py

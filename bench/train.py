@@ -1,0 +1,111 @@
+"""Training throughput on Multi30k (spm vocab) at the reference size, against this CPU's matmul rate.
+
+    python bench/train.py [--steps 60] [--warmup 5]
+
+Reference size: embedding 256, hidden 256, bidirectional 1-layer encoder, 1-layer decoder with
+attention; GRU and LSTM. Batches come from the real bucketing loader. FLOPs are counted with
+torch's FlopCounterMode (forward + backward matmuls) on the timed batches. Prints one JSON object last.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+import nmt.config  # noqa: E402,F401
+from nmt.batching import LengthBatchSampler  # noqa: E402
+from nmt.collate import make_loader  # noqa: E402
+from nmt.model import build_model  # noqa: E402
+from nmt.prepare import prepare  # noqa: E402
+from nmt.store import load_prepared  # noqa: E402
+from nmt.train import make_optimizer  # noqa: E402
+
+
+def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
+    """GFLOP/s of an n x n matmul in `dtype`."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def train_rate(cfg, train_split, vocabs, steps: int, warmup: int) -> dict:
+    src_vocab, tgt_vocab = vocabs
+    torch.manual_seed(0)
+    model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).train()
+    opt = make_optimizer(model, cfg.train)
+    sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
+    batches = []
+    for b in make_loader(train_split, sampler, tgt_vocab.pad_id):
+        batches.append(b)
+        if len(batches) == warmup + steps:
+            break
+
+    def step(b):
+        logits = model(b.src, b.src_lengths, b.tgt_in)
+        loss = model.loss(logits, b.tgt_out, cfg.train.label_smoothing) / b.n_tokens
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
+        opt.step()
+
+    for b in batches[:warmup]:
+        step(b)
+    timed = batches[warmup:]
+    t0 = time.perf_counter()
+    for b in timed:
+        step(b)
+    seconds = time.perf_counter() - t0
+    tokens = sum(b.n_tokens for b in timed)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for b in timed[:5]:
+            step(b)
+    flops_per_token = counter.get_total_flops() / sum(b.n_tokens for b in timed[:5])
+    tok_s = tokens / seconds
+    return {"tgt_tokens_per_s": round(tok_s), "flops_per_tgt_token": round(flops_per_token),
+            "achieved_gflops": round(flops_per_token * tok_s / 1e9, 1), "steps": len(timed),
+            "batch_size": cfg.train.batching.batch_size}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--warmup", type=int, default=5)
+    args = ap.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {"threads": torch.get_num_threads()}
+        for cell in ("gru", "lstm"):
+            with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+                cfg = compose("config", overrides=[f"data.root={ROOT.parent}/shared/data/multi30k",
+                                                   f"prepared_dir={tmp}/prep", f"model={cell}"])
+            prepare(cfg)
+            dd, meta, vocabs = load_prepared(Path(tmp) / "prep")
+            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup)
+            epoch_tokens = int(dd["train"].data.column("tgt_len").to_numpy().sum()) - len(dd["train"])
+            out[cell]["epoch_seconds"] = round(epoch_tokens / out[cell]["tgt_tokens_per_s"], 1)
+            out["vocab"] = meta["vocab"]
+        out["matmul_fp32_gflops"] = round(matmul_rate(torch.float32), 1)
+        out["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16, reps=2), 1)
+        for cell in ("gru", "lstm"):
+            out[cell]["fraction_of_fp32_matmul"] = round(out[cell]["achieved_gflops"] / out["matmul_fp32_gflops"], 3)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
