@@ -169,7 +169,6 @@ class DecodeConfig:
     no_repeat_ngram: int = 0
     max_len_a: float = 1.5
     max_len_b: int = 10
-    batch_size: int = 64
 
 
 @dataclass
