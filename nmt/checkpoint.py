@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from nmt.store import FORMAT_VERSION
 from nmt.vocab import load_vocabs
 
 CHECKPOINT_VERSION = 1
@@ -93,6 +92,3 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
             "(outputs/DATE/TIME) or the path of its checkpoints/last.pt")
     return target
 
-
-__all__ = ["save_checkpoint", "load_checkpoint", "vocab_files", "model_from_checkpoint", "vocabs_from_checkpoint",
-           "rng_states", "set_rng_states", "resolve_resume", "FORMAT_VERSION"]

@@ -64,10 +64,6 @@ class Batch:
                 moved[k] = v.to(device, non_blocking=non_blocking)
         return Batch(**moved)
 
-    @property
-    def size(self) -> int:
-        return self.src.size(0)
-
 
 def collate(examples: list[Example], pad_id: int = PAD_ID) -> Batch:
     """Sort by source length descending, pad both sides with `pad_id`, shift the target."""

@@ -7,7 +7,6 @@ import itertools
 import unicodedata
 import urllib.error
 import urllib.request
-from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -219,7 +218,3 @@ def clean_chunk(chunk: Chunk, pp, apply_filters: bool, drops: DropCounts) -> Chu
     drops.kept += len(out_src)
     return out_src, out_tgt
 
-
-def count_units(counter: Counter, units) -> None:
-    """Add every token of every sentence (a list of token lists or of strings) to `counter`."""
-    counter.update(itertools.chain.from_iterable(units))
