@@ -3,9 +3,11 @@ import itertools
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import make_cfg
 from nmt.model import build_model
+from nmt.model.loss import smoothed_cross_entropy
 from nmt.vocab import PAD_ID
 
 
@@ -22,15 +24,16 @@ def padded_batch():
 
 
 @pytest.mark.parametrize("cell,attention,bidirectional,layers", list(itertools.product(
-    ["rnn", "gru", "lstm"], ["none", "luong", "bahdanau"], [True, False], [1, 2, 3])))
+    ["rnn", "gru", "lstm"], ["none", "luong", "luong+feeding", "bahdanau"], [True, False], [1, 2, 3])))
 def test_shapes_for_every_cell_attention_and_depth(cell, attention, bidirectional, layers):
-    cfg = model_cfg(cell=cell, attention=attention, bidirectional=bidirectional, enc_layers=layers,
-                    dec_layers=max(1, 4 - layers))
+    feeding = attention == "luong+feeding"
+    cfg = model_cfg(cell=cell, attention="luong" if feeding else attention, input_feeding=feeding,
+                    bidirectional=bidirectional, enc_layers=layers, dec_layers=max(1, 4 - layers))
     model = build_model(cfg, 40, 30, PAD_ID)
     src, lengths, tgt = padded_batch()
     memory, state = model.encode(src, lengths)
     assert memory.values.shape == (3, 5, 10 * (2 if bidirectional else 1))
-    assert len(state) == (2 if cell == "lstm" else 1) and state[0].shape == (cfg.dec_layers, 3, 10)
+    assert len(state) == (2 if cell == "lstm" else 1) + feeding and state[0].shape == (cfg.dec_layers, 3, 10)
     logits, new_state, attn = model.decode(tgt, state, memory)
     assert logits.shape == (3, 4, 30)
     if attention == "none":
@@ -90,5 +93,32 @@ def test_tied_and_shared_embeddings():
     assert m.encoder.embedding is m.decoder.embedding
     with pytest.raises(ValueError, match="joint"):
         build_model(model_cfg(share_embeddings=True), 40, 30, PAD_ID)
-    with pytest.raises(ValueError, match="emb_dim == hidden_dim"):
-        build_model(model_cfg(tie_embeddings=True), 40, 30, PAD_ID)
+    for feeding in (False, True):  # emb_dim 12 != hidden_dim 10: the combine layer maps to 12
+        m = build_model(model_cfg(tie_embeddings=True, input_feeding=feeding), 40, 30, PAD_ID)
+        assert m.decoder.output.proj.weight is m.decoder.embedding.weight
+        src, lengths, tgt = padded_batch()
+        assert m(src, lengths, tgt).shape == (3, 4, 30)
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_smoothed_cross_entropy_matches_torch_in_value_and_gradient(eps):
+    torch.manual_seed(0)
+    logits = torch.randn(40, 23, dtype=torch.float64, requires_grad=True)
+    target = torch.randint(0, 23, (40,))
+    target[::5] = PAD_ID
+    ours = smoothed_cross_entropy(logits, target, PAD_ID, eps)
+    (g_ours,) = torch.autograd.grad(2.5 * ours, logits)
+    ref = F.cross_entropy(logits, target, ignore_index=PAD_ID, label_smoothing=eps, reduction="sum")
+    (g_ref,) = torch.autograd.grad(2.5 * ref, logits)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert torch.allclose(g_ours, g_ref, atol=1e-12)
+    assert g_ours[::5].abs().max() == 0  # padding positions get no gradient
+
+
+def test_smoothed_cross_entropy_refuses_a_second_backward():
+    logits = torch.randn(4, 7, requires_grad=True)
+    loss = smoothed_cross_entropy(logits, torch.tensor([1, 2, 3, 4]), PAD_ID, 0.1)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="once"):
+        loss.backward()
+
