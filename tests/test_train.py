@@ -1,5 +1,6 @@
 """Training: overfitting, exact resume (also after SIGKILL), torchrun, clear errors."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -47,7 +48,10 @@ def assert_same_weights(a, b):
         assert torch.equal(a[k], b[k]), k
 
 
-RESUME = ["model.dropout=0.3", "train.validate_every=5", "train.checkpoint_every=4", "train.val_bleu=true"]
+# plateau: this test stops the first run early by giving it fewer steps, which would change a
+# budget-wide schedule; the SIGKILL test below covers the default (cosine) one
+RESUME = ["model.dropout=0.3", "train.validate_every=5", "train.checkpoint_every=4", "train.val_bleu=true",
+          "train.schedule=plateau"]
 
 
 def test_interrupted_and_resumed_equals_uninterrupted(tiny_prepared, tmp_path):
@@ -62,26 +66,23 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_prepared, tmp_path):
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tiny_prepared, tmp_path):
-    args = [f"prepared_dir={tiny_prepared}", *TINY_MODEL, "model.dropout=0.3", "train.checkpoint_every=3",
-            "train.val_bleu=false", "train.early_stopping_metric=loss"]
+    # the default schedule (cosine over max_steps), so all three runs get the same budget
+    args = ["model.dropout=0.3", "train.checkpoint_every=5", "train.val_bleu=false", "train.early_stopping_metric=loss",
+            "train.max_steps=300"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     killed = tmp_path / "killed"
-    p = subprocess.Popen([sys.executable, "-m", "nmt.train", *args, "train.max_steps=100000",
+    p = subprocess.Popen([sys.executable, "-m", "nmt.train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, *args,
                           f"hydra.run.dir={killed}"], cwd=ROOT, env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "checkpoints/last.pt").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+        time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
     saved = load_checkpoint(killed / "checkpoints/last.pt")["progress"]["step"]
-    assert saved % 3 == 0 and saved > 0
-    target = saved + 7
-    run(train_cfg(tiny_prepared, "model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=false", "train.early_stopping_metric=loss",
-                  f"train.max_steps={target}", f"train.resume={killed}"), tmp_path / "resumed")
-    run(train_cfg(tiny_prepared, "model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=false", "train.early_stopping_metric=loss",
-                  f"train.max_steps={target}"), tmp_path / "straight")
+    assert saved % 5 == 0 and 0 < saved < 300
+    run(train_cfg(tiny_prepared, *args, f"train.resume={killed}"), tmp_path / "resumed")
+    run(train_cfg(tiny_prepared, *args), tmp_path / "straight")
     assert_same_weights(weights(tmp_path / "resumed/checkpoints/last.pt"),
                         weights(tmp_path / "straight/checkpoints/last.pt"))
 
@@ -126,3 +127,29 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_prepared,
         run(cfg, tmp_path)
     good = load_checkpoint(tmp_path / "checkpoints/last.pt")
     assert all(torch.isfinite(v).all() for v in good["model"].values() if v.is_floating_point())
+
+
+def test_cosine_schedule_warms_up_then_decays_to_min_lr_over_the_budget():
+    from nmt.train import Progress, budget_fraction, make_scheduler
+
+    cfg = make_cfg("train.schedule=cosine", "train.lr=0.01", "train.min_lr=0.001", "train.warmup_steps=4",
+                   "train.max_steps=20", "train.max_minutes=1").train
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([param], lr=cfg.lr)
+    progress = Progress()
+    sched = make_scheduler(opt, cfg, True, lambda: budget_fraction(cfg, progress, cfg.max_steps))
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        progress.step += 1
+        sched.step()
+    assert lrs[:4] == pytest.approx([0.0025, 0.005, 0.0075, 0.01])
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001)  # the floor once the step budget is spent
+    progress.step, progress.train_seconds = 2, 45.0  # time is the furthest budget: 3/4 of a minute
+    sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001 + 0.009 * 0.5 * (1 + math.cos(0.75 * math.pi)))
+    restored = make_scheduler(opt, cfg, True, lambda: budget_fraction(cfg, progress, cfg.max_steps))
+    restored.load_state_dict(sched.state_dict())
+    assert restored.state_dict() == sched.state_dict() == {"steps": 21}
