@@ -90,7 +90,7 @@ class VocabConfig:
     max_size: int = 0  # 0 = no limit (specials not counted)
     # spm
     model_type: str = "bpe"  # bpe | unigram
-    vocab_size: int = 5000
+    vocab_size: int = 3000
     character_coverage: float = 1.0
     input_sentence_size: int = 1000000  # sentences sampled (seeded) for training spm; bounds its memory
     seed: int = 1234
@@ -108,7 +108,8 @@ class ModelConfig:
     dropout: float = 0.2
     emb_dropout: float = 0.2
     attention: str = "luong"  # none | bahdanau | luong
-    tie_embeddings: bool = False  # target embedding = output projection (needs emb_dim == proj dim)
+    input_feeding: bool = False  # luong: feed the previous attentional vector into the decoder RNN
+    tie_embeddings: bool = True  # target embedding = output projection
     share_embeddings: bool = False  # source embedding = target embedding (joint vocab only)
 
 
@@ -136,8 +137,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     clip_grad_norm: float = 1.0
     label_smoothing: float = 0.1
-    schedule: str = "plateau"  # plateau | warmup_decay | constant
-    warmup_steps: int = 500
+    schedule: str = "cosine"  # plateau | warmup_decay | cosine | constant
+    warmup_steps: int = 200
     plateau_factor: float = 0.5
     plateau_patience: int = 1
     min_lr: float = 1e-5

@@ -10,7 +10,9 @@ from nmt.vocab import EOS_ID, PAD_ID
 
 def random_model(cell, attention="luong", seed=0):
     torch.manual_seed(seed)
-    cfg = make_cfg(f"model.cell={cell}", f"model.attention={attention}", "model.emb_dim=16", "model.hidden_dim=16",
+    feeding = attention == "luong+feeding"
+    cfg = make_cfg(f"model.cell={cell}", f"model.attention={'luong' if feeding else attention}",
+                   f"model.input_feeding={feeding}", "model.emb_dim=16", "model.hidden_dim=16",
                    "model.dropout=0", "model.emb_dropout=0").model
     model = build_model(cfg, 30, 25, PAD_ID).eval()
     with torch.no_grad():  # make EOS likely enough that some outputs end before the limit
@@ -27,7 +29,8 @@ def batch(seed=0, n=6):
     return src, lengths
 
 
-@pytest.mark.parametrize("cell,attention", [("gru", "luong"), ("lstm", "luong"), ("lstm", "bahdanau"), ("rnn", "none")])
+@pytest.mark.parametrize("cell,attention", [("gru", "luong"), ("lstm", "luong"), ("lstm", "bahdanau"), ("rnn", "none"),
+                                            ("gru", "luong+feeding"), ("lstm", "luong+feeding")])
 def test_beam_one_equals_greedy(cell, attention):
     model = random_model(cell, attention)
     src, lengths = batch()

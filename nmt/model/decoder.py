@@ -29,23 +29,25 @@ class Memory:
 
 
 class OutputLayer(nn.Module):
-    """[h; context] -> tanh combine -> dropout -> logits over the target vocabulary."""
+    """[h; context] -> tanh combine -> dropout -> logits over the target vocabulary. Tied to the
+    target embedding, the projection reads vectors of the embedding's size, so the combine layer
+    (also present without attention when the sizes differ) maps to that size."""
 
     def __init__(self, hidden_dim: int, context_dim: int, vocab_size: int, dropout: float,
                  tied: nn.Embedding | None = None):
         super().__init__()
-        self.combine = nn.Linear(hidden_dim + context_dim, hidden_dim) if context_dim else None
+        out_dim = tied.embedding_dim if tied is not None else hidden_dim
+        needs_combine = context_dim > 0 or out_dim != hidden_dim
+        self.combine = nn.Linear(hidden_dim + context_dim, out_dim) if needs_combine else None
         self.dropout = nn.Dropout(dropout)
-        self.proj = nn.Linear(hidden_dim, vocab_size)
+        self.proj = nn.Linear(out_dim, vocab_size)
         if tied is not None:
-            if tied.embedding_dim != hidden_dim:
-                raise ValueError(f"model.tie_embeddings needs emb_dim == hidden_dim ({tied.embedding_dim} != {hidden_dim})")
             self.proj.weight = tied.weight
 
     def forward(self, h: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         """h (B, T, H), context (B, T, C) or None -> logits (B, T, V)."""
         if self.combine is not None:
-            h = torch.tanh(self.combine(torch.cat([h, context], dim=-1)))
+            h = torch.tanh(self.combine(h if context is None else torch.cat([h, context], dim=-1)))
         return self.proj(self.dropout(h))
 
 
@@ -136,3 +138,58 @@ class BahdanauDecoder(nn.Module):
         else:
             new_state = first
         return self.output(out, torch.stack(contexts, 1)), new_state, torch.cat(weights, 1)
+
+
+class InputFeedingDecoder(nn.Module):
+    """Luong attention with input feeding: step t's first-layer input is [emb(y_t-1); a_t-1], where
+    a = tanh(W_c [h; context]) is the attentional vector the output projection reads. The model
+    thereby knows what it attended to before (fewer repeated and dropped words) at the price of a
+    loop over time; the embedding's input products and the output projection run for all steps at
+    once. Its state carries a_t-1 as one more (1, B, H) tensor after the RNN's."""
+
+    GATES = BahdanauDecoder.GATES
+
+    def __init__(self, cell: str, embedding: nn.Embedding, hidden_dim: int, num_layers: int, dropout: float,
+                 emb_dropout: float, memory_dim: int, vocab_size: int, tie: bool):
+        super().__init__()
+        rnn_class(cell)  # validates the name
+        self.cell, self.hidden_dim, self.num_layers = cell, hidden_dim, num_layers
+        self.embedding = embedding
+        self.emb_dropout = nn.Dropout(emb_dropout)
+        g = self.GATES[cell] * hidden_dim
+        self.input_emb = nn.Linear(embedding.embedding_dim, g)
+        self.input_feed = nn.Linear(hidden_dim, g, bias=False)
+        self.inputs = nn.ModuleList(nn.Linear(hidden_dim, g) for _ in range(num_layers - 1))  # layers 2..L
+        self.hiddens = nn.ModuleList(nn.Linear(hidden_dim, g) for _ in range(num_layers))
+        self.layer_dropout = nn.Dropout(dropout)
+        self.attention = build_attention("luong", hidden_dim, memory_dim)
+        self.combine = nn.Linear(hidden_dim + memory_dim, hidden_dim)
+        self.output = OutputLayer(hidden_dim, 0, vocab_size, dropout, embedding if tie else None)
+
+    def init_state(self, state: State) -> State:
+        """The bridge's RNN state plus a zero attentional vector."""
+        return (*state, torch.zeros_like(state[0][:1]))
+
+    def forward(self, tgt_in: torch.Tensor, state: State, memory: Memory):
+        """Same contract as Decoder.forward; `state` comes from init_state or a previous call."""
+        B, T = tgt_in.shape
+        lstm = self.cell == "lstm"
+        hs = list(state[0].unbind(0))  # per layer (B, H)
+        cs = list(state[1].unbind(0)) if lstm else [None] * self.num_layers
+        feed = state[-1][0]  # (B, H)
+        gates_x = self.input_emb(self.emb_dropout(self.embedding(tgt_in))).unbind(1)  # T x (B, G)
+        attentional, weights = [], []
+        for t in range(T):
+            x_gates = gates_x[t] + self.input_feed(feed)
+            for layer in range(self.num_layers):
+                if layer > 0:
+                    x_gates = self.inputs[layer - 1](self.layer_dropout(hs[layer - 1]))
+                hs[layer], cs[layer] = cell_step(self.cell, x_gates, self.hiddens[layer](hs[layer]), hs[layer],
+                                                 cs[layer])
+            top = hs[-1].unsqueeze(1)  # (B, 1, H)
+            ctx, w = self.attention(top, memory.keys, memory.values, memory.mask)
+            feed = torch.tanh(self.combine(torch.cat([top, ctx], dim=-1))).squeeze(1)  # (B, H)
+            attentional.append(feed)
+            weights.append(w)
+        new_state = (torch.stack(hs),) + ((torch.stack(cs),) if lstm else ()) + (feed.unsqueeze(0),)
+        return self.output(torch.stack(attentional, 1), None), new_state, torch.cat(weights, 1)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from nmt.model.decoder import BahdanauDecoder, Decoder, Memory
+from nmt.model.decoder import BahdanauDecoder, Decoder, InputFeedingDecoder, Memory
 from nmt.model.encoder import Bridge, Encoder, State
+from nmt.model.loss import smoothed_cross_entropy
 
 
 class Seq2Seq(nn.Module):
@@ -24,7 +24,12 @@ class Seq2Seq(nn.Module):
                                cfg.dropout, cfg.emb_dropout)
         mem = self.encoder.output_dim
         self.bridge = Bridge(mem, cfg.hidden_dim, cfg.dec_layers, 2 if cfg.cell == "lstm" else 1)
-        if cfg.attention == "bahdanau":
+        if cfg.input_feeding:
+            if cfg.attention != "luong":
+                raise ValueError(f"model.input_feeding needs model.attention=luong (got {cfg.attention!r})")
+            self.decoder = InputFeedingDecoder(cfg.cell, tgt_emb, cfg.hidden_dim, cfg.dec_layers, cfg.dropout,
+                                               cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings)
+        elif cfg.attention == "bahdanau":
             self.decoder = BahdanauDecoder(cfg.cell, tgt_emb, cfg.hidden_dim, cfg.dec_layers, cfg.dropout,
                                            cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings)
         else:
@@ -39,7 +44,10 @@ class Seq2Seq(nn.Module):
         mask = torch.arange(S, device=src.device).unsqueeze(0) < src_lengths.to(src.device).unsqueeze(1)
         attention = self.decoder.attention
         keys = attention.prepare_keys(out) if attention is not None else None
-        return Memory(out, keys, mask), self.bridge(final, self.encoder.num_directions)
+        state = self.bridge(final, self.encoder.num_directions)
+        if isinstance(self.decoder, InputFeedingDecoder):
+            state = self.decoder.init_state(state)
+        return Memory(out, keys, mask), state
 
     def decode(self, tgt_in: torch.Tensor, state: State, memory: Memory):
         """tgt_in (B, T) -> logits (B, T, V), state, attention (B, T, S) or None."""
@@ -66,8 +74,8 @@ class Seq2Seq(nn.Module):
 
     def loss(self, logits: torch.Tensor, tgt_out: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
         """Summed cross-entropy over non-pad target tokens (divide by n_tokens to normalise)."""
-        return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), tgt_out.reshape(-1),
-                               ignore_index=self.pad_id, label_smoothing=label_smoothing, reduction="sum")
+        return smoothed_cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), self.pad_id,
+                                      label_smoothing)
 
 
 def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> Seq2Seq:
