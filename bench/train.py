@@ -1,10 +1,12 @@
 """Training throughput on Multi30k (spm vocab) at the reference size, against this CPU's matmul rate.
 
-    python bench/train.py [--steps 60] [--warmup 5]
+    python bench/train.py [--steps 60] [--warmup 5] [HYDRA_OVERRIDE ...]
 
 Reference size: embedding 256, hidden 256, bidirectional 1-layer encoder, 1-layer decoder with
 attention; GRU and LSTM. Batches come from the real bucketing loader. FLOPs are counted with
-torch's FlopCounterMode (forward + backward matmuls) on the timed batches. Prints one JSON object last.
+torch's FlopCounterMode (forward + backward matmuls) on the timed batches. The timed batches run
+three times; the median round counts. For GRU the same batches also run with torch's
+cross_entropy and the per-parameter Adam loop, rounds interleaved: `speedup_vs_unfused`. Prints one JSON object last.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,49 +46,76 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def train_rate(cfg, train_split, vocabs, steps: int, warmup: int) -> dict:
+def make_step(cfg, vocabs, unfused: bool = False):
+    """A training step on a fresh model. unfused: torch's cross_entropy and the per-parameter
+    Adam loop instead of nmt's loss and fused Adam (the comparison for this bench's ratio)."""
     src_vocab, tgt_vocab = vocabs
     torch.manual_seed(0)
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).train()
-    opt = make_optimizer(model, cfg.train)
-    sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
-    batches = []
-    for b in make_loader(train_split, sampler, tgt_vocab.pad_id):
-        batches.append(b)
-        if len(batches) == warmup + steps:
-            break
+    opt = (torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=False, foreach=False) if unfused
+           else make_optimizer(model, cfg.train))
+
+    def loss_fn(logits, tgt_out):
+        if unfused:
+            return F.cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), ignore_index=model.pad_id,
+                                   label_smoothing=cfg.train.label_smoothing, reduction="sum")
+        return model.loss(logits, tgt_out, cfg.train.label_smoothing)
 
     def step(b):
         logits = model(b.src, b.src_lengths, b.tgt_in)
-        loss = model.loss(logits, b.tgt_out, cfg.train.label_smoothing) / b.n_tokens
+        loss = loss_fn(logits, b.tgt_out) / b.n_tokens
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.clip_grad_norm)
         opt.step()
 
-    for b in batches[:warmup]:
-        step(b)
+    return step
+
+
+def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 3, compare: bool = False) -> dict:
+    """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
+    the unfused step, its rounds interleaved with these, and the ratio."""
+    sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
+    batches = []
+    for b in make_loader(train_split, sampler, vocabs[1].pad_id):
+        batches.append(b)
+        if len(batches) == warmup + steps:
+            break
+    variants = {"nmt": make_step(cfg, vocabs)}
+    if compare:
+        variants["unfused"] = make_step(cfg, vocabs, unfused=True)
     timed = batches[warmup:]
-    t0 = time.perf_counter()
-    for b in timed:
-        step(b)
-    seconds = time.perf_counter() - t0
+    rounds = {name: [] for name in variants}
+    for name, step in variants.items():
+        for b in batches[:warmup]:
+            step(b)
+    for _ in range(rounds_n):  # interleaved rounds; the median counts: this machine is noisy
+        for name, step in variants.items():
+            t0 = time.perf_counter()
+            for b in timed:
+                step(b)
+            rounds[name].append(time.perf_counter() - t0)
     tokens = sum(b.n_tokens for b in timed)
+    tok_s = {name: tokens / sorted(r)[len(r) // 2] for name, r in rounds.items()}
     counter = FlopCounterMode(display=False)
     with counter:
         for b in timed[:5]:
-            step(b)
+            variants["nmt"](b)
     flops_per_token = counter.get_total_flops() / sum(b.n_tokens for b in timed[:5])
-    tok_s = tokens / seconds
-    return {"tgt_tokens_per_s": round(tok_s), "flops_per_tgt_token": round(flops_per_token),
-            "achieved_gflops": round(flops_per_token * tok_s / 1e9, 1), "steps": len(timed),
-            "batch_size": cfg.train.batching.batch_size}
+    out = {"tgt_tokens_per_s": round(tok_s["nmt"]), "flops_per_tgt_token": round(flops_per_token),
+           "achieved_gflops": round(flops_per_token * tok_s["nmt"] / 1e9, 1), "steps": len(timed),
+           "batch_size": cfg.train.batching.batch_size}
+    if compare:
+        out["unfused_tgt_tokens_per_s"] = round(tok_s["unfused"])
+        out["speedup_vs_unfused"] = round(tok_s["nmt"] / tok_s["unfused"], 3)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. vocab.vocab_size=5000")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +123,10 @@ def main() -> None:
         for cell in ("gru", "lstm"):
             with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
                 cfg = compose("config", overrides=[f"data.root={ROOT.parent}/shared/data/multi30k",
-                                                   f"prepared_dir={tmp}/prep", f"model={cell}"])
+                                                   f"prepared_dir={tmp}/prep", f"model={cell}", *args.overrides])
             prepare(cfg)
             dd, meta, vocabs = load_prepared(Path(tmp) / "prep")
-            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup)
+            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup, compare=cell == "gru")
             epoch_tokens = int(dd["train"].data.column("tgt_len").to_numpy().sum()) - len(dd["train"])
             out[cell]["epoch_seconds"] = round(epoch_tokens / out[cell]["tgt_tokens_per_s"], 1)
             out["vocab"] = meta["vocab"]
