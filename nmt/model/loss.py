@@ -15,7 +15,10 @@ from torch.autograd.function import once_differentiable
 class _SmoothedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, target: torch.Tensor, pad_id: int, eps: float) -> torch.Tensor:
-        logp = torch.log_softmax(logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits, dim=-1)  # (N, V)
+        ctx.logits_dtype = logits.dtype  # the gradient goes back in this dtype
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()
+        logp = torch.log_softmax(logits, dim=-1)  # (N, V)
         keep = target != pad_id  # (N,)
         safe_target = target.masked_fill(~keep, 0).unsqueeze(1)
         nll = -logp.gather(1, safe_target).squeeze(1)  # (N,)
@@ -23,7 +26,7 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
         if eps > 0:
             per_token = per_token - (eps / logits.size(-1)) * logp.sum(dim=1)
         ctx.save_for_backward(logp, safe_target, keep)
-        ctx.eps, ctx.logits_dtype, ctx.used = eps, logits.dtype, False
+        ctx.eps, ctx.used = eps, False
         return per_token.masked_fill(~keep, 0.0).sum()
 
     @staticmethod
