@@ -122,3 +122,10 @@ def test_smoothed_cross_entropy_refuses_a_second_backward():
     with pytest.raises(RuntimeError, match="once"):
         loss.backward()
 
+
+
+def test_smoothed_cross_entropy_computes_in_fp32_and_returns_the_logits_dtype():
+    logits = torch.randn(6, 9, dtype=torch.bfloat16, requires_grad=True)
+    loss = smoothed_cross_entropy(logits, torch.tensor([1, 2, PAD_ID, 4, 5, 6]), PAD_ID, 0.1)
+    loss.backward()
+    assert loss.dtype == torch.float32 and logits.grad.dtype == torch.bfloat16
