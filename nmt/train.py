@@ -67,41 +67,38 @@ def make_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
 
 class BudgetCosine:
     """Linear warmup for `warmup_steps`, then cosine decay from `lr` to `min_lr` over the training
-    budget: `fraction()` says how far training is through it (0..1), by steps, epochs or minutes,
-    whichever ends first. Sets the learning rate of every parameter group on each `step()`."""
+    budget. `position()` returns (optimizer steps taken, fraction of the budget used in 0..1: by
+    steps, epochs or minutes, whichever ends first); both live in the training Progress, so the
+    schedule keeps no state of its own. Sets every parameter group's lr on each `step()`."""
 
-    def __init__(self, opt: torch.optim.Optimizer, cfg, fraction):
-        self.opt, self.fraction = opt, fraction
+    def __init__(self, opt: torch.optim.Optimizer, cfg, position):
+        self.opt, self.position = opt, position
         self.peak, self.floor, self.warmup = cfg.lr, min(cfg.min_lr, cfg.lr), cfg.warmup_steps
-        self.steps = 0
-        self._apply()
+        self.step()
 
     def lr(self) -> float:
-        if self.steps < self.warmup:
-            return self.peak * (self.steps + 1) / self.warmup
-        f = min(max(self.fraction(), 0.0), 1.0)
+        steps, fraction = self.position()
+        if steps < self.warmup:
+            return self.peak * (steps + 1) / self.warmup
+        f = min(max(fraction, 0.0), 1.0)
         return self.floor + (self.peak - self.floor) * 0.5 * (1.0 + math.cos(math.pi * f))
 
-    def _apply(self) -> None:
+    def step(self) -> None:
         lr = self.lr()
         for group in self.opt.param_groups:
             group["lr"] = lr
 
-    def step(self) -> None:
-        self.steps += 1
-        self._apply()
-
     def state_dict(self) -> dict:
-        return {"steps": self.steps}
+        return {}
 
     def load_state_dict(self, state: dict) -> None:
-        self.steps = state["steps"]
+        pass
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg, higher_is_better: bool, fraction):
+def make_scheduler(opt: torch.optim.Optimizer, cfg, higher_is_better: bool, position):
     """plateau: cut the lr when the validation metric stalls; warmup_decay: linear warmup then
     inverse square-root decay (per step); cosine: warmup then cosine decay to min_lr over the
-    budget (`fraction()` in 0..1, see BudgetCosine); constant."""
+    budget (`position()`: see BudgetCosine); constant. Call `step()` after each optimizer step."""
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="max" if higher_is_better else "min", factor=cfg.plateau_factor,
@@ -110,7 +107,7 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg, higher_is_better: bool, frac
         w = max(cfg.warmup_steps, 1)
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / w, math.sqrt(w / (s + 1))))
     if cfg.schedule == "cosine":
-        return BudgetCosine(opt, cfg, fraction)
+        return BudgetCosine(opt, cfg, position)
     if cfg.schedule == "constant":
         return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     raise ValueError(f"train.schedule={cfg.schedule!r}: use plateau, warmup_decay, cosine or constant")
@@ -200,7 +197,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     sampler = LengthBatchSampler.from_config(dd["train"], tc.batching, dist.rank, dist.world_size)
     steps_per_epoch = len(sampler.epoch_batches(0))
     total_steps = tc.max_steps or tc.max_epochs * steps_per_epoch
-    scheduler = make_scheduler(optimizer, tc, higher_is_better, lambda: budget_fraction(tc, progress, total_steps))
+    scheduler = make_scheduler(optimizer, tc, higher_is_better,
+                               lambda: (progress.step, budget_fraction(tc, progress, total_steps)))
     scaler = torch.amp.GradScaler("cuda", enabled=tc.precision == "fp16")
     loader = make_loader(dd["train"], sampler, tgt_vocab.pad_id, tc.batching.num_workers)
 
@@ -289,10 +287,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
-            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step()
             progress.step += 1
             progress.batch_in_epoch += 1
+            progress.train_seconds = time.time() - started
+            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                scheduler.step()
             tokens_since += batch.n_tokens
             loss_sum += loss.item() * batch.n_tokens
             loss_tokens += batch.n_tokens
@@ -304,7 +303,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 log.write("train", progress.step, epoch=progress.epoch, loss=loss_sum / loss_tokens,
                           tokens_per_s=tok_s, lr=lr, teacher_forcing=ratio)
                 t_log, tokens_since, loss_sum, loss_tokens = now, 0, 0.0, 0
-            progress.train_seconds = time.time() - started
             if tc.validate_every and progress.step % tc.validate_every == 0 and run_validation():
                 stop_reason = f"no {tc.early_stopping_metric} improvement in {tc.patience} validations"
             if tc.max_steps and progress.step >= tc.max_steps:

@@ -65,6 +65,10 @@ class Decoder(nn.Module):
         self.output = OutputLayer(hidden_dim, memory_dim if self.attention else 0, vocab_size, dropout,
                                   embedding if tie else None)
 
+    def init_state(self, state: State) -> State:
+        """The decoder's state before the first step, from the bridge's RNN state."""
+        return state
+
     def forward(self, tgt_in: torch.Tensor, state: State, memory: Memory):
         """tgt_in (B, T) long, state tuple of (L, B, H) -> logits (B, T, V), new state,
         attention weights (B, T, S) or None. T may be 1 (step-by-step decoding)."""
@@ -114,6 +118,8 @@ class BahdanauDecoder(nn.Module):
                                       dropout=dropout if num_layers > 2 else 0.0) if num_layers > 1 else None)
         self.layer_dropout = nn.Dropout(dropout)
         self.output = OutputLayer(hidden_dim, memory_dim, vocab_size, dropout, embedding if tie else None)
+
+    init_state = Decoder.init_state
 
     def forward(self, tgt_in: torch.Tensor, state: State, memory: Memory):
         """Same contract as Decoder.forward."""

@@ -44,10 +44,7 @@ class Seq2Seq(nn.Module):
         mask = torch.arange(S, device=src.device).unsqueeze(0) < src_lengths.to(src.device).unsqueeze(1)
         attention = self.decoder.attention
         keys = attention.prepare_keys(out) if attention is not None else None
-        state = self.bridge(final, self.encoder.num_directions)
-        if isinstance(self.decoder, InputFeedingDecoder):
-            state = self.decoder.init_state(state)
-        return Memory(out, keys, mask), state
+        return Memory(out, keys, mask), self.decoder.init_state(self.bridge(final, self.encoder.num_directions))
 
     def decode(self, tgt_in: torch.Tensor, state: State, memory: Memory):
         """tgt_in (B, T) -> logits (B, T, V), state, attention (B, T, S) or None."""
