@@ -113,7 +113,10 @@ class LengthBatchSampler(Sampler[list[int]]):
     @classmethod
     def from_config(cls, split, cfg, rank: int = 0, world_size: int = 1, shuffle: bool | None = None):
         """Build from a prepared split (`src_len`/`tgt_len` columns) and `train.batching`."""
-        return cls(split.data.column("src_len").to_numpy(), split.data.column("tgt_len").to_numpy(),
+        from nmt.collate import arrow_table
+
+        table = arrow_table(split)
+        return cls(table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy(),
                    kind=cfg.kind, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
                    bucket_width=cfg.bucket_width, pool_size=cfg.pool_size,
                    shuffle=cfg.shuffle if shuffle is None else shuffle, seed=cfg.seed,

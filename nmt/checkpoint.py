@@ -1,6 +1,7 @@
 """Self-describing, atomically written checkpoints; a model and its vocabs rebuilt from one file."""
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import tempfile
@@ -12,30 +13,110 @@ from omegaconf import OmegaConf
 
 from nmt.vocab import load_vocabs
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: a content hash over the whole payload (`content_sha256`)
+READABLE_VERSIONS = (1, 2)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, damaged or unusable: the message names the file and the fix."""
+
+
+def _feed(h, obj) -> None:
+    """Hash `obj` (nested dicts, lists, tuples, tensors, arrays, scalars, str, bytes) by content."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().to("cpu").contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    elif isinstance(obj, np.ndarray):
+        h.update(f"A{obj.dtype}{obj.shape}".encode())
+        h.update(np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=repr):
+            _feed(h, k)
+            _feed(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[" if isinstance(obj, list) else b"(")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif isinstance(obj, bytes):
+        h.update(b"B%d:" % len(obj) + obj)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())
+
+
+def content_hash(payload: dict) -> str:
+    """sha256 over everything in a checkpoint payload: weights, optimizer, configs, vocab files."""
+    h = hashlib.sha256()
+    _feed(h, payload)
+    return h.hexdigest()
+
+
+def non_finite_weights(state: dict) -> list[str]:
+    """Names of the floating-point tensors in a state dict holding NaN or infinity."""
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file."""
+    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file.
+    The file carries a content hash that `load_checkpoint` verifies; non-finite weights are
+    refused, so no checkpoint ever holds them."""
     path = Path(path)
+    bad = non_finite_weights(payload.get("model", {}))
+    if bad:
+        raise CheckpointError(f"{path}: not saved: the weights {bad[:3]} hold NaN/inf")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload}, tmp)
+        torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload,
+                    "content_sha256": content_hash(payload)}, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def remove_stale_temporaries(ckpt_dir: Path) -> int:
+    """Delete `.NAME.*.tmp` files that a killed save left in a checkpoint folder; return the count."""
+    stale = list(Path(ckpt_dir).glob(".*.pt.*.tmp")) if Path(ckpt_dir).is_dir() else []
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return len(stale)
+
+
+def _damaged(path: Path, what: str) -> CheckpointError:
+    others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
+    hint = f" ({', '.join(others)} in the same folder)" if others else ""
+    return CheckpointError(f"{path}: damaged checkpoint: {what}. Fix: use another checkpoint of the run{hint}, "
+                           "e.g. checkpoints/best.pt or an earlier one, or train again")
+
+
 def load_checkpoint(path: Path) -> dict:
+    """Load and verify a checkpoint: its content hash and finite weights. Raises CheckpointError
+    (one line: the file, what is wrong, the fix) for a missing, truncated or altered file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no checkpoint. Fix: pass ckpt=RUN_DIR/checkpoints/best.pt of a training run")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if ckpt.get("checkpoint_version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: checkpoint version {ckpt.get('checkpoint_version')}, this nmt reads {CHECKPOINT_VERSION}")
+        raise CheckpointError(f"{path}: no checkpoint. Fix: pass ckpt=RUN_DIR/checkpoints/best.pt of a training run")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # truncated zip, bad pickle, ...: torch raises many kinds
+        raise _damaged(path, f"torch.load failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("checkpoint_version") not in READABLE_VERSIONS:
+        version = ckpt.get("checkpoint_version") if isinstance(ckpt, dict) else None
+        raise CheckpointError(f"{path}: not an nmt checkpoint this version reads (checkpoint_version {version}, "
+                              f"reads {READABLE_VERSIONS}). Fix: pass a checkpoint written by nmt.train")
+    stored = ckpt.pop("content_sha256", None)
+    if ckpt["checkpoint_version"] >= 2:
+        payload = {k: v for k, v in ckpt.items() if k != "checkpoint_version"}
+        if stored != content_hash(payload):
+            raise _damaged(path, "its content does not match the hash stored when it was written")
+    bad = non_finite_weights(ckpt.get("model", {}))
+    if bad:
+        raise _damaged(path, f"NaN/inf in the weights {bad[:3]}")
     return ckpt
 
 

@@ -14,11 +14,19 @@ from nmt.vocab import PAD_ID
 Example = tuple[int, torch.Tensor, torch.Tensor]  # (corpus index, src ids (S,), tgt ids [SOS]+y+[EOS] (T+1,))
 
 
+def arrow_table(split):
+    """The rows of a `datasets.Dataset` as one pyarrow Table, in its order: a `select`ed view's
+    rows, not those of the table underneath it."""
+    table = split.data.table if hasattr(split.data, "table") else split.data
+    indices = getattr(split, "_indices", None)
+    return table if indices is None else table.take(indices.column(0))
+
+
 class ArrowPairs(Dataset):
     """A prepared split; `__getitems__` reads a whole batch from Arrow in one `take`."""
 
     def __init__(self, split):
-        self.table = split.data.table if hasattr(split.data, "table") else split.data
+        self.table = arrow_table(split)
 
     def __len__(self) -> int:
         return self.table.num_rows

@@ -40,10 +40,11 @@ class Normalization(StrEnum):
 
 @dataclass
 class SplitFiles:
-    """Paths of one split for `data=files` (relative to data.root unless absolute)."""
+    """Paths of one split for `data=files` (relative to data.root unless absolute); both null:
+    the split is left out."""
 
-    src: str = "???"
-    tgt: str = "???"
+    src: Optional[str] = None
+    tgt: Optional[str] = None
 
 
 @dataclass
@@ -136,6 +137,11 @@ class TrainConfig:
     lr: float = 0.002
     weight_decay: float = 0.0
     clip_grad_norm: float = 1.0
+    # divergence: stop (exit 1, nothing saved from then on) when a batch's per-token loss exceeds
+    # max_loss_factor x ln(target vocab) (a uniform guess scores 1x) or is not finite, or a weight's
+    # magnitude exceeds max_weight (checked before every validation and checkpoint); 0 = off
+    max_loss_factor: float = 5.0
+    max_weight: float = 1.0e4
     label_smoothing: float = 0.1
     schedule: str = "cosine"  # plateau | warmup_decay | cosine | constant
     warmup_steps: int = 200
@@ -199,6 +205,85 @@ class Config:
     metrics: List[str] = field(default_factory=lambda: ["bleu", "chrf"])
     tokenize: Optional[str] = None  # sacreBLEU tokenizer (default 13a)
     lowercase: bool = False
+
+
+class ConfigError(ValueError):
+    """A config value out of range or a key the schema does not have: the message names the key."""
+
+
+def _at_least(low):
+    return (lambda v: v >= low), f">= {low}"
+
+
+def _fraction(v) -> bool:
+    return 0.0 <= v < 1.0
+
+
+def _choice(*options):
+    return (lambda v: str(v) in options), "one of " + " | ".join(options)
+
+
+# key -> (test, what it must be); checked by `check_config` after composition
+RULES = {
+    "vocab.vocab_size": _at_least(5), "vocab.min_freq": _at_least(1), "vocab.max_size": _at_least(0),
+    "vocab.model_type": _choice("bpe", "unigram"), "vocab.threads": _at_least(1),
+    "vocab.character_coverage": ((lambda v: 0.0 < v <= 1.0), "in (0, 1]"),
+    "preprocess.max_len": _at_least(2), "preprocess.chunk_size": _at_least(1),
+    "preprocess.max_words": _at_least(1), "preprocess.max_ratio": _at_least(1.0),
+    "model.cell": _choice("rnn", "gru", "lstm"), "model.attention": _choice("none", "luong", "bahdanau"),
+    "model.emb_dim": _at_least(1), "model.hidden_dim": _at_least(1),
+    "model.enc_layers": _at_least(1), "model.dec_layers": _at_least(1),
+    "model.dropout": (_fraction, "in [0, 1)"), "model.emb_dropout": (_fraction, "in [0, 1)"),
+    "train.batching.kind": _choice("bucket", "tokens"), "train.batching.batch_size": _at_least(1),
+    "train.batching.max_tokens": _at_least(1), "train.batching.bucket_width": _at_least(1),
+    "train.batching.pool_size": _at_least(1), "train.batching.oversized": _choice("single", "error"),
+    "train.batching.num_workers": _at_least(0),
+    "train.max_epochs": _at_least(1), "train.max_steps": _at_least(0), "train.max_minutes": _at_least(0),
+    "train.optimizer": _choice("adam", "adamw"), "train.lr": ((lambda v: v > 0), "> 0"),
+    "train.weight_decay": _at_least(0), "train.clip_grad_norm": _at_least(0),
+    "train.max_loss_factor": _at_least(0), "train.max_weight": _at_least(0),
+    "train.label_smoothing": (_fraction, "in [0, 1)"),
+    "train.schedule": _choice("plateau", "warmup_decay", "cosine", "constant"),
+    "train.warmup_steps": _at_least(0), "train.min_lr": _at_least(0),
+    "train.plateau_factor": ((lambda v: 0.0 < v < 1.0), "in (0, 1)"), "train.plateau_patience": _at_least(0),
+    "train.teacher_forcing": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
+    "train.teacher_forcing_min": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
+    "train.validate_every": _at_least(0), "train.val_max_sentences": _at_least(0),
+    "train.early_stopping_metric": _choice("bleu", "loss"), "train.patience": _at_least(1),
+    "train.checkpoint_every": _at_least(1), "train.log_every": _at_least(1), "train.threads": _at_least(0),
+    "train.device": _choice("auto", "cpu", "cuda"), "train.precision": _choice("fp32", "bf16", "fp16"),
+    "decode.kind": _choice("greedy", "beam"), "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
+    "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),
+    "plots.n_attention": _at_least(0),
+}
+
+
+def check_config(cfg) -> None:
+    """Refuse what composition lets through: keys the schema does not have (added with `+`) and
+    values outside their range. Raises ConfigError naming the key, the value and the fix."""
+    import difflib
+
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError
+
+    try:
+        OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=False))
+    except ConfigKeyError as err:
+        key = err.full_key or str(err.key)
+        parent = key.rsplit(".", 1)[0] if "." in key else ""
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        known = [k for k in node.keys() if k != err.key] if node is not None else []
+        close = difflib.get_close_matches(str(err.key), [str(k) for k in known], n=1)
+        hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+        raise ConfigError(f"{key}: no such config key{hint}. Fix: drop it or correct its name; "
+                          "`--cfg job` prints every key") from None
+    for key, (ok, what) in RULES.items():
+        value = OmegaConf.select(cfg, key)
+        if value is not None and not ok(value):
+            raise ConfigError(f"{key}={value}: must be {what}. Fix: {key}=<value {what}>")
+    if cfg.decode.n_best > cfg.decode.beam_size and str(cfg.decode.kind) == "beam":
+        raise ConfigError(f"decode.n_best={cfg.decode.n_best} exceeds decode.beam_size={cfg.decode.beam_size}. "
+                          "Fix: decode.n_best <= decode.beam_size")
 
 
 def register_configs() -> None:

@@ -5,12 +5,15 @@ import gzip
 import hashlib
 import itertools
 import unicodedata
+import zlib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Iterator
+
+from omegaconf import OmegaConf
 
 Chunk = tuple[list[str], list[str]]  # (source sentences, target sentences), aligned
 
@@ -26,7 +29,18 @@ def open_binary(path: Path):
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
 
 
+def require_file(path: Path, fix: str = "check data.root and the file paths in data.*") -> Path:
+    """`path` if it is a readable file; otherwise a CorpusError naming it and `fix`."""
+    path = Path(path)
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a directory, not a text file. Fix: {fix}")
+    if not path.is_file():
+        raise CorpusError(f"{path}: file not found. Fix: {fix}")
+    return path
+
+
 def file_sha256(path: Path) -> str:
+    require_file(path)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -34,9 +48,20 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _decode_lines(raw: list[bytes], path: Path, first_line: int) -> list[str]:
-    """Decode raw lines (each split on b"\\n" only, so "\\r" or U+2028 never split a sentence)."""
+BOM = "\ufeff"
+
+
+def decode_lines(raw: list[bytes], path: Path | str, first_line: int) -> list[str]:
+    """Decode raw lines (each split on b"\\n" only, so "\\r" or U+2028 never split a sentence).
+    A UTF-8 byte-order mark at the start of the file is dropped; a NUL byte or invalid UTF-8
+    raises a CorpusError naming the file and line."""
     block = b"".join(raw)
+    nul = block.find(b"\x00")
+    if nul >= 0:
+        line = first_line + block.count(b"\n", 0, nul)
+        raise CorpusError(
+            f"{path}:{line}: NUL byte in the text (a binary or UTF-16 file?). "
+            "Fix: pass UTF-8 text, e.g. `iconv -f utf-16 -t utf-8`, or remove the NUL bytes (`tr -d '\\000'`).")
     try:
         text = block.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -46,14 +71,30 @@ def _decode_lines(raw: list[bytes], path: Path, first_line: int) -> list[str]:
             f"{path}:{line}: invalid UTF-8 ({err.reason} at byte {column} of the line). "
             "Fix: re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`."
         ) from None
+    if first_line == 1 and text.startswith(BOM):
+        text = text[1:]
     lines = text.split("\n")
     if text.endswith("\n"):
         lines.pop()
     return lines
 
 
-def _count_lines(f) -> int:
-    return sum(1 for _ in f)
+def _read_raw(f, path: Path, n: int, first_line: int) -> list[bytes]:
+    """Up to `n` raw lines of an open file; a damaged gzip stream becomes a CorpusError."""
+    try:
+        return list(itertools.islice(f, n))
+    except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+        raise CorpusError(
+            f"{path}: corrupt or truncated gzip file (after line {first_line - 1}: {err}). "
+            f"Fix: download or compress it again; `gzip -t {path}` checks a file.") from None
+
+
+def _count_rest(f, path: Path, first_line: int) -> int:
+    """How many lines are left in an open file (streamed, for the misalignment message)."""
+    n = 0
+    while batch := _read_raw(f, path, 100000, first_line + n):
+        n += len(batch)
+    return n
 
 
 def read_parallel(src_path: Path, tgt_path: Path, chunk_size: int = 20000) -> Iterator[Chunk]:
@@ -63,16 +104,15 @@ def read_parallel(src_path: Path, tgt_path: Path, chunk_size: int = 20000) -> It
     and a line-count mismatch (both files and both counts).
     """
     for p in (src_path, tgt_path):
-        if not Path(p).is_file():
-            raise CorpusError(f"{p}: file not found. Fix: check data.root / the file paths in data.*")
+        require_file(p)
     with open_binary(src_path) as fs, open_binary(tgt_path) as ft:
         n = 0
         while True:
-            raw_s = list(itertools.islice(fs, chunk_size))
-            raw_t = list(itertools.islice(ft, chunk_size))
+            raw_s = _read_raw(fs, src_path, chunk_size, n + 1)
+            raw_t = _read_raw(ft, tgt_path, chunk_size, n + 1)
             if len(raw_s) != len(raw_t):
-                n_s = n + len(raw_s) + _count_lines(fs)
-                n_t = n + len(raw_t) + _count_lines(ft)
+                n_s = n + len(raw_s) + _count_rest(fs, src_path, n + len(raw_s) + 1)
+                n_t = n + len(raw_t) + _count_rest(ft, tgt_path, n + len(raw_t) + 1)
                 raise CorpusError(
                     f"misaligned corpus: {src_path} has {n_s} lines but {tgt_path} has {n_t} lines "
                     f"(they differ from line {n + min(len(raw_s), len(raw_t)) + 1}). "
@@ -80,7 +120,7 @@ def read_parallel(src_path: Path, tgt_path: Path, chunk_size: int = 20000) -> It
                 )
             if not raw_s:
                 break
-            yield _decode_lines(raw_s, src_path, n + 1), _decode_lines(raw_t, tgt_path, n + 1)
+            yield decode_lines(raw_s, src_path, n + 1), decode_lines(raw_t, tgt_path, n + 1)
             n += len(raw_s)
     if n == 0:
         raise CorpusError(f"empty corpus: {src_path} and {tgt_path} have no lines. Fix: point data.* at non-empty files")
@@ -121,8 +161,18 @@ def split_files(data_cfg) -> dict[str, tuple[Path, Path]]:
     if data_cfg.kind.value == "files":
         out = {}
         for split, pair in data_cfg.files.items():
-            src, tgt = Path(pair.src), Path(pair.tgt)
-            out[split] = (src if src.is_absolute() else root / src, tgt if tgt.is_absolute() else root / tgt)
+            for side in ("src", "tgt"):
+                if OmegaConf.is_missing(pair, side):
+                    raise CorpusError(f"data=files: data.files.{split}.{side} is not set. "
+                                      f"Fix: data.files.{split}.{side}=FILE")
+            if pair.src is None and pair.tgt is None:
+                continue  # a split left out (conf/data/files.yaml lists train, valid, test)
+            if pair.src is None or pair.tgt is None:
+                raise CorpusError(f"data.files.{split} has only one side. "
+                                  f"Fix: set both data.files.{split}.src=FILE and data.files.{split}.tgt=FILE")
+            fix = f"check data.files.{split}.src / .tgt (relative to data.root={root})"
+            out[split] = tuple(require_file(p if p.is_absolute() else root / p, fix)
+                               for p in (Path(pair.src), Path(pair.tgt)))
         if "train" not in out:
             raise CorpusError("data=files needs a train split. Fix: data.files.train.src=FILE data.files.train.tgt=FILE")
         return out

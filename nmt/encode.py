@@ -15,8 +15,8 @@ SCHEMA = pa.schema([
 ])
 
 
-def encode_source(vocab: Vocab, texts: list[str], max_len: int) -> list[list[int]]:
-    """Source ids as they are, cut to `max_len`."""
+def encode_source(vocab: Vocab, texts: list[str], max_len: int | None) -> list[list[int]]:
+    """Source ids as they are, cut to `max_len` (None: not cut)."""
     return [ids[:max_len] for ids in vocab.encode_batch(texts)]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from nmt import config as _config  # noqa: F401  (registers the schema)
+from nmt.config import check_config
 from nmt.corpus import CorpusError
 from nmt.scoring import score_corpus
 
@@ -49,6 +49,10 @@ def evaluate(hyp: Path, refs: list[Path], metrics, tokenize=None, lowercase=Fals
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    try:
+        check_config(cfg)
+    except ValueError as err:
+        sys.exit(f"evaluate: error: {err}")
     if not cfg.hyp or not cfg.ref:
         sys.exit("evaluate: error: pass hyp=FILE and ref=FILE (or ref=[A,B] for several references)")
     refs = [cfg.ref] if isinstance(cfg.ref, str) else list(cfg.ref)

@@ -19,10 +19,11 @@ import pyarrow as pa
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt import config as _config  # noqa: F401  (registers the schema)
+from nmt.config import ConfigError, check_config
 from nmt.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
 from nmt.encode import SCHEMA, encode_chunk
-from nmt.store import FORMAT_VERSION, VOCAB_DIR, atomic_dir, length_stats, read_meta, write_meta
+from nmt.store import (FORMAT_VERSION, VOCAB_DIR, atomic_dir, length_stats, output_lock, read_meta,
+                       remove_stale_scratch, write_meta)
 from nmt.vocab import SPECIAL_IDS, build_vocabs, tokenize_words
 
 ChunkReader = Callable[[], Iterator[Chunk]]
@@ -89,15 +90,27 @@ def encode_split(name: str, chunks: Iterator[Chunk], vocabs, cfg: DictConfig, ou
 
 def prepare(cfg: DictConfig) -> Path:
     """Run every stage and write `cfg.prepared_dir`; reuse it when inputs and config match."""
+    check_config(cfg)
     out = Path(cfg.prepared_dir)
     readers, hashes = corpus_readers(cfg)
     if "train" not in readers:
         raise CorpusError("no train split configured. Fix: data.splits must map `train` to a file prefix or HF split")
     key = cache_key(cfg, hashes)
-    meta = read_meta(out)
-    if meta and meta.get("cache_key") == key and not cfg.force:
-        print(f"prepare: {out} already holds this data and config; reusing it (force=true rebuilds)")
-        return out
+    with output_lock(out):  # a second prepare into the same folder waits here, then reuses
+        removed, size = remove_stale_scratch(out)
+        if removed:
+            print(f"prepare: removed {removed} temporary folder(s) ({size / 1e6:.1f} MB) left beside {out} "
+                  "by an interrupted run")
+        meta = read_meta(out)
+        if meta and meta.get("cache_key") == key and not cfg.force:
+            print(f"prepare: {out} already holds this data and config; reusing it (force=true rebuilds)")
+            return out
+        return _prepare_into(out, cfg, readers, hashes, key)
+
+
+def _prepare_into(out: Path, cfg: DictConfig, readers: dict[str, ChunkReader], hashes: dict[str, str],
+                  key: str) -> Path:
+    """Clean, build the vocabularies, encode and write `out` atomically (the caller holds its lock)."""
     started = time.time()
     kind = cfg.vocab.kind.value
     with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix=f".{out.name}.work-", dir=out.parent) as w:
@@ -143,7 +156,7 @@ def prepare(cfg: DictConfig) -> Path:
 def main(cfg: DictConfig) -> None:
     try:
         prepare(cfg)
-    except CorpusError as err:
+    except (CorpusError, ConfigError) as err:
         sys.exit(f"prepare: error: {err}")
 
 

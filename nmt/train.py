@@ -18,10 +18,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt import config as _config  # noqa: F401  (registers the schema)
+from nmt.config import check_config
 from nmt.batching import LengthBatchSampler
-from nmt.checkpoint import (load_checkpoint, resolve_resume, rng_states, save_checkpoint, set_rng_states,
-                            vocab_files)
+from nmt.checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, resolve_resume, rng_states,
+                            save_checkpoint, set_rng_states, vocab_files)
 from nmt.collate import make_loader
 from nmt.distributed import DistInfo, agree_on_run_dir, init_distributed
 from nmt.model import build_model
@@ -30,8 +30,8 @@ from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
 from nmt.validate import validate
 
 
-class NonFiniteLossError(RuntimeError):
-    pass
+class DivergedError(RuntimeError):
+    """Training diverged (non-finite or exploding loss or weights); nothing after it was saved."""
 
 
 @dataclass
@@ -46,6 +46,43 @@ class Progress:
     bad_validations: int = 0
     last_validation_step: int = -1
     train_seconds: float = 0.0
+
+
+def loss_problem(loss: float, limit: float) -> str | None:
+    """Why a batch's per-token loss shows divergence, or None: not finite, or above `limit`."""
+    if not math.isfinite(loss):
+        return f"the training loss is {loss}"
+    if limit and loss > limit:
+        return f"the training loss {loss:.4g} exceeds {limit:.3g} (train.max_loss_factor x ln(target vocab))"
+    return None
+
+
+def weight_problem(model: torch.nn.Module, limit: float) -> str | None:
+    """Why the weights show divergence, or None: a NaN/inf, or a magnitude above `limit`."""
+    with torch.no_grad():
+        peaks = torch.stack([p.detach().abs().max().float() for p in model.parameters() if p.numel()])
+    worst = float(peaks.max())
+    if not math.isfinite(worst):
+        names = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+        return f"the weights {names[:3]} hold NaN/inf"
+    if limit and worst > limit:
+        return f"a weight has magnitude {worst:.3g}, above train.max_weight={limit:.3g}"
+    return None
+
+
+def divergence_message(problem: str, step: int, tc, saved: dict[str, int], ckpt_dir: Path) -> str:
+    """One line: what diverged, which checkpoints are good and the fix that applies to this run."""
+    kept = ", ".join(f"{ckpt_dir / name} (step {s})" for name, s in sorted(saved.items())) \
+        or f"none (no checkpoint was due before it; train.checkpoint_every={tc.checkpoint_every})"
+    fixes = [f"lower train.lr (now {tc.lr:g}), e.g. train.lr={tc.lr / 10:g}"]
+    if tc.clip_grad_norm <= 0:
+        fixes.append("clip gradients, e.g. train.clip_grad_norm=1.0")
+    if tc.warmup_steps < 100 and tc.schedule in ("cosine", "warmup_decay"):
+        fixes.append(f"a longer train.warmup_steps (now {tc.warmup_steps})")
+    if tc.precision != "fp32":
+        fixes.append(f"train.precision=fp32 (now {tc.precision})")
+    return (f"training diverged at step {step}: {problem}; stopped without saving anything from it. "
+            f"Good checkpoints: {kept}. Fix: {'; '.join(fixes)}")
 
 
 def pick_device(name: str, dist: DistInfo) -> torch.device:
@@ -173,9 +210,8 @@ class MetricsLog:
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return a summary."""
+    check_config(cfg)
     tc = cfg.train
-    if tc.early_stopping_metric not in ("bleu", "loss"):
-        raise ValueError(f"train.early_stopping_metric={tc.early_stopping_metric!r}: use bleu or loss")
     if tc.early_stopping_metric == "bleu" and not tc.val_bleu:
         raise ValueError("train.early_stopping_metric=bleu needs train.val_bleu=true. Fix: one or the other")
     dist = init_distributed()
@@ -188,7 +224,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     dd, meta, (src_vocab, tgt_vocab) = load_prepared(Path(cfg.prepared_dir))
     for split in ("train", "valid"):
         if split not in dd:
-            raise PreparedDataError(f"{cfg.prepared_dir}: no `{split}` split. Fix: prepare with data.splits.{split}")
+            raise PreparedDataError(
+                f"{cfg.prepared_dir}: no `{split}` split. Fix: prepare it with the {split} files: "
+                f"data.splits.{split}=PREFIX (multi30k, hf) or data.files.{split}.src=A data.files.{split}.tgt=B (files)")
 
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).to(device)
     higher_is_better = tc.early_stopping_metric == "bleu"
@@ -203,6 +241,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     loader = make_loader(dd["train"], sampler, tgt_vocab.pad_id, tc.batching.num_workers)
 
     ckpt_dir = run_dir / "checkpoints"
+    if dist.is_main:
+        remove_stale_temporaries(ckpt_dir)
+    loss_limit = tc.max_loss_factor * math.log(max(tgt_vocab.size, 2))
+    saved: dict[str, int] = {}  # good checkpoint file in ckpt_dir -> its step, for the divergence message
     resume_from = resolve_resume(tc.resume, run_dir)
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from)
@@ -213,6 +255,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         sampler.load_state_dict(ckpt["sampler"])
         progress = Progress(**ckpt["progress"])
         set_rng_states(ckpt["rng"])
+        if resume_from.parent.resolve() == ckpt_dir.resolve():
+            saved[resume_from.name] = progress.step
+            if (ckpt_dir / "best.pt").is_file() and progress.best_score is not None:
+                saved["best.pt"] = progress.best_step
         if dist.is_main:
             print(f"train: resumed from {resume_from} at step {progress.step} (epoch {progress.epoch}, "
                   f"batch {progress.batch_in_epoch})")
@@ -232,7 +278,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
               "preprocess": meta["config"]["preprocess"],
               "vocab_files": vocab_files(Path(cfg.prepared_dir) / VOCAB_DIR), "n_params": n_params}
 
+    def check_weights() -> None:
+        problem = weight_problem(model, tc.max_weight)
+        if problem:
+            raise DivergedError(divergence_message(problem, progress.step, tc, saved, ckpt_dir))
+
     def checkpoint(name: str) -> None:
+        check_weights()  # every rank holds the same weights, so every rank stops together
+        saved[name] = progress.step
         if dist.is_main:
             save_checkpoint(ckpt_dir / name, {
                 **static, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -242,7 +295,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     def run_validation() -> bool:
         """Validate, keep the best checkpoint, step the plateau schedule; True = stop early."""
+        check_weights()
         result = validate(model, dd["valid"], tgt_vocab, cfg, device)
+        problem = loss_problem(result["loss"], loss_limit)
+        if problem:
+            raise DivergedError(divergence_message(problem.replace("training", "validation"), progress.step, tc,
+                                                   saved, ckpt_dir))
         progress.last_validation_step = progress.step
         score = result[tc.early_stopping_metric]
         better = progress.best_score is None or (score > progress.best_score if higher_is_better
@@ -276,10 +334,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             with autocast_context(device, tc.precision):
                 logits = net(batch.src, batch.src_lengths, batch.tgt_in, ratio)
             loss = model.loss(logits, batch.tgt_out, tc.label_smoothing) / batch.n_tokens
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"loss is {loss.item()} at step {progress.step + 1}; stopped. The last good checkpoint is "
-                    f"{ckpt_dir / 'last.pt'}. Fix: lower train.lr, keep train.clip_grad_norm, or use precision=fp32")
+            loss_value = loss.item()
+            diverged = loss_problem(loss_value, loss_limit)
+            if diverged and not dist.enabled:  # under DDP every rank first reaches the all_reduce below
+                raise DivergedError(divergence_message(diverged, progress.step + 1, tc, saved, ckpt_dir))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if tc.clip_grad_norm > 0:
@@ -293,7 +351,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 scheduler.step()
             tokens_since += batch.n_tokens
-            loss_sum += loss.item() * batch.n_tokens
+            loss_sum += loss_value * batch.n_tokens
             loss_tokens += batch.n_tokens
             if progress.step % tc.log_every == 0:
                 now = time.time()
@@ -310,9 +368,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             if tc.max_minutes and progress.train_seconds >= tc.max_minutes * 60:
                 stop_reason = stop_reason or f"train.max_minutes={tc.max_minutes} reached"
             if dist.enabled:  # every rank stops at the same step, or DDP hangs
-                flag = torch.tensor([1.0 if stop_reason else 0.0], device=device)
-                torch.distributed.all_reduce(flag)
-                if flag.item() > 0 and stop_reason is None:
+                flags = torch.tensor([1.0 if stop_reason else 0.0, 1.0 if diverged else 0.0], device=device)
+                torch.distributed.all_reduce(flags)
+                if flags[1].item() > 0:
+                    raise DivergedError(divergence_message(diverged or "the training loss diverged on another rank",
+                                                           progress.step, tc, saved, ckpt_dir))
+                if flags[0].item() > 0 and stop_reason is None:
                     stop_reason = "another rank stopped"
             if stop_reason:
                 break
@@ -325,9 +386,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             if not tc.validate_every and run_validation():
                 stop_reason = f"no {tc.early_stopping_metric} improvement in {tc.patience} validations"
     stop_reason = stop_reason or f"train.max_epochs={tc.max_epochs} reached"
-    checkpoint("last.pt")
     if progress.last_validation_step != progress.step:
         run_validation()  # so best.pt also considers the final weights
+    checkpoint("last.pt")  # after the validation, so its progress holds the final best score
     log.close()
     summary = {"stop_reason": stop_reason, "steps": progress.step, "epochs": progress.epoch,
                "best_" + tc.early_stopping_metric: progress.best_score, "best_step": progress.best_step,
@@ -348,7 +409,7 @@ def main(cfg: DictConfig) -> None:
 
     try:
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except (PreparedDataError, NonFiniteLossError, FileNotFoundError, ValueError) as err:
+    except (PreparedDataError, DivergedError, CheckpointError, FileNotFoundError, ValueError) as err:
         sys.exit(f"train: error: {err}")
     finally:
         if torch.distributed.is_initialized():

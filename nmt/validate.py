@@ -7,13 +7,14 @@ import sacrebleu
 import torch
 
 from nmt.batching import LengthBatchSampler, restore_order
-from nmt.collate import make_loader
+from nmt.collate import arrow_table, make_loader
 from nmt.search import greedy_search
 
 
 def eval_sampler(split, max_tokens: int = 4000) -> LengthBatchSampler:
     """Length-ordered batches under a token budget: fast, deterministic, every example once."""
-    return LengthBatchSampler(split.data.column("src_len").to_numpy(), split.data.column("tgt_len").to_numpy(),
+    table = arrow_table(split)
+    return LengthBatchSampler(table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy(),
                               kind="tokens", max_tokens=max_tokens, shuffle=False)
 
 
