@@ -157,6 +157,7 @@ class TrainConfig:
     early_stopping_metric: str = "bleu"  # bleu | loss
     patience: int = 5
     checkpoint_every: int = 500  # steps
+    keep_last: int = 0  # also keep the last K saves of last.pt as step_N.pt (for nmt.average); 0 = none
     log_every: int = 50
     resume: Any = False  # false | true (this run dir) | path of a run dir or checkpoint
     seed: int = 1
@@ -250,7 +251,7 @@ RULES = {
     "train.teacher_forcing_min": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
     "train.validate_every": _at_least(0), "train.val_max_sentences": _at_least(0),
     "train.early_stopping_metric": _choice("bleu", "loss"), "train.patience": _at_least(1),
-    "train.checkpoint_every": _at_least(1), "train.log_every": _at_least(1), "train.threads": _at_least(0),
+    "train.checkpoint_every": _at_least(1), "train.keep_last": _at_least(0), "train.log_every": _at_least(1), "train.threads": _at_least(0),
     "train.device": _choice("auto", "cpu", "cuda"), "train.precision": _choice("fp32", "bf16", "fp16"),
     "decode.kind": _choice("greedy", "beam"), "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
     "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),

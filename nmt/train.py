@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -83,6 +84,19 @@ def divergence_message(problem: str, step: int, tc, saved: dict[str, int], ckpt_
         fixes.append(f"train.precision=fp32 (now {tc.precision})")
     return (f"training diverged at step {step}: {problem}; stopped without saving anything from it. "
             f"Good checkpoints: {kept}. Fix: {'; '.join(fixes)}")
+
+
+def keep_step_checkpoint(ckpt_dir: Path, step: int, keep: int) -> None:
+    """Keep `last.pt` also as `step_NNNNNNNN.pt` (a hard link: no copy) and delete all but the
+    newest `keep` of those: the inputs of `nmt.average last_n=K`."""
+    kept = ckpt_dir / f"step_{step:08d}.pt"
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(ckpt_dir / "last.pt", kept)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(ckpt_dir / "last.pt", kept)
+    for old in sorted(ckpt_dir.glob("step_*.pt"))[:-keep]:
+        old.unlink()
 
 
 def pick_device(name: str, dist: DistInfo) -> torch.device:
@@ -276,6 +290,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
               "prepared": {"dir": str(cfg.prepared_dir), "format_version": meta["format_version"],
                            "special_ids": meta["special_ids"], "vocab": meta["vocab"]},
               "preprocess": meta["config"]["preprocess"],
+              "languages": {"src": meta["config"]["data"]["src_lang"], "tgt": meta["config"]["data"]["tgt_lang"]},
               "vocab_files": vocab_files(Path(cfg.prepared_dir) / VOCAB_DIR), "n_params": n_params}
 
     def check_weights() -> None:
@@ -292,6 +307,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "sampler": {**sampler.state_dict(), "epoch": progress.epoch, "start_batch": progress.batch_in_epoch},
                 "progress": asdict(progress), "rng": rng_states()})
+            if name == "last.pt" and tc.keep_last:
+                keep_step_checkpoint(ckpt_dir, progress.step, tc.keep_last)
 
     def run_validation() -> bool:
         """Validate, keep the best checkpoint, step the plateau schedule; True = stop early."""
