@@ -153,12 +153,3 @@ class LengthBatchSampler(Sampler[list[int]]):
     def load_state_dict(self, state: dict) -> None:
         self.seed = state["seed"]
         self.set_epoch(state["epoch"], state["start_batch"])
-
-
-def restore_order(outputs_per_batch, batches: Batches, n: int) -> list:
-    """Put per-example outputs produced in batch order back into corpus order."""
-    out = [None] * n
-    for outputs, idx in zip(outputs_per_batch, batches):
-        for o, i in zip(outputs, idx):
-            out[i] = o
-    return out

@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
+
+# conf/ beside the package: an absolute path, so `python -m nmt.X` and the nmt-X console scripts
+# find the same configs (Hydra would read a relative path as a Python module under a script)
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 class StrEnum(str, Enum):
@@ -177,6 +183,25 @@ class DecodeConfig:
     no_repeat_ngram: int = 0
     max_len_a: float = 1.5
     max_len_b: int = 10
+    quantize: str = "none"  # none | int8 (dynamic int8 weights for CPU inference: Linear, GRU, LSTM)
+
+
+@dataclass
+class ServeConfig:
+    """nmt.serve: the HTTP server, its dynamic batching and its limits on requests."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_wait_ms: float = 5.0  # gather concurrent requests this long before decoding them together
+    max_batch_sentences: int = 64  # sentences decoded in one batched search; 1 = batching off
+    max_batch_tokens: int = 4000  # source tokens in one batch
+    max_sentences: int = 64  # per request (413 above)
+    max_chars: int = 1000  # per sentence (413 above)
+    max_beam_size: int = 10  # the largest beam_size a request may ask for (422 above)
+    max_body_bytes: int = 1000000  # request body (413 above)
+    threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
+    graceful_seconds: int = 30  # on SIGTERM, wait this long for requests in flight
+    log_level: str = "info"
 
 
 @dataclass
@@ -193,6 +218,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
     prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
     force: bool = False  # prepare: rebuild even when a matching prepared dataset exists
     # translate
@@ -200,6 +226,10 @@ class Config:
     split: Optional[str] = None  # a prepared split to translate (train | valid | test)
     input: Optional[str] = None  # a text file to translate ("-": all of stdin); no split, no input: stdin line by line
     output: Optional[str] = None
+    # average
+    inputs: List[str] = field(default_factory=list)  # checkpoints to average
+    last_n: int = 0  # or: the newest last_n step_N.pt of run= (train.keep_last)
+    run: str = ""  # a training run dir
     # evaluate
     hyp: str = ""
     ref: Any = None  # a file or a list of files
@@ -253,9 +283,14 @@ RULES = {
     "train.early_stopping_metric": _choice("bleu", "loss"), "train.patience": _at_least(1),
     "train.checkpoint_every": _at_least(1), "train.keep_last": _at_least(0), "train.log_every": _at_least(1), "train.threads": _at_least(0),
     "train.device": _choice("auto", "cpu", "cuda"), "train.precision": _choice("fp32", "bf16", "fp16"),
-    "decode.kind": _choice("greedy", "beam"), "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
+    "decode.kind": _choice("greedy", "beam"), "decode.quantize": _choice("none", "int8"), "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
     "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),
-    "plots.n_attention": _at_least(0),
+    "plots.n_attention": _at_least(0), "last_n": _at_least(0),
+    "serve.port": ((lambda v: 0 <= v <= 65535), "in [0, 65535]"), "serve.max_wait_ms": _at_least(0),
+    "serve.max_batch_sentences": _at_least(1), "serve.max_batch_tokens": _at_least(1),
+    "serve.max_sentences": _at_least(1), "serve.max_chars": _at_least(1), "serve.max_beam_size": _at_least(1),
+    "serve.max_body_bytes": _at_least(1), "serve.threads": _at_least(0), "serve.graceful_seconds": _at_least(0),
+    "serve.log_level": _choice("critical", "error", "warning", "info", "debug", "trace"),
 }
 
 

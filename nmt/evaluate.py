@@ -11,7 +11,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from nmt.config import check_config
+from nmt.config import CONF_DIR, check_config
 from nmt.corpus import CorpusError
 from nmt.scoring import score_corpus
 
@@ -45,7 +45,7 @@ def evaluate(hyp: Path, refs: list[Path], metrics, tokenize=None, lowercase=Fals
     return score_corpus(hyps, ref_lines, list(metrics), tokenize, lowercase)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

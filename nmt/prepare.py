@@ -19,7 +19,7 @@ import pyarrow as pa
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt.config import ConfigError, check_config
+from nmt.config import CONF_DIR, ConfigError, check_config
 from nmt.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
 from nmt.encode import SCHEMA, encode_chunk
 from nmt.store import (FORMAT_VERSION, VOCAB_DIR, atomic_dir, length_stats, output_lock, read_meta,
@@ -152,7 +152,7 @@ def _prepare_into(out: Path, cfg: DictConfig, readers: dict[str, ChunkReader], h
     return out
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     try:
         prepare(cfg)

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from nmt.config import check_config
+from nmt.config import CONF_DIR, check_config
 from nmt.batching import LengthBatchSampler
 from nmt.checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, resolve_resume, rng_states,
                             save_checkpoint, set_rng_states, vocab_files)
@@ -28,6 +28,7 @@ from nmt.distributed import DistInfo, agree_on_run_dir, init_distributed
 from nmt.model import build_model
 from nmt.plots import learning_curves
 from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
+from nmt.translator import Translator
 from nmt.validate import validate
 
 
@@ -243,6 +244,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
                 f"data.splits.{split}=PREFIX (multi30k, hf) or data.files.{split}.src=A data.files.{split}.tgt=B (files)")
 
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).to(device)
+    validator = Translator(model, src_vocab, tgt_vocab, meta["config"]["preprocess"], decode="greedy", device=device)
     higher_is_better = tc.early_stopping_metric == "bleu"
     optimizer = make_optimizer(model, tc)
     progress = Progress()
@@ -262,6 +264,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     resume_from = resolve_resume(tc.resume, run_dir)
     if resume_from is not None:
         ckpt = load_checkpoint(resume_from)
+        if "optimizer" not in ckpt:
+            raise CheckpointError(f"{resume_from}: holds weights only (an averaged checkpoint?), no optimizer or "
+                                  "sampler state to resume from. Fix: train.resume=RUN_DIR (its checkpoints/last.pt)")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -313,7 +318,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     def run_validation() -> bool:
         """Validate, keep the best checkpoint, step the plateau schedule; True = stop early."""
         check_weights()
-        result = validate(model, dd["valid"], tgt_vocab, cfg, device)
+        result = validate(validator, dd["valid"], cfg)
         problem = loss_problem(result["loss"], loss_limit)
         if problem:
             raise DivergedError(divergence_message(problem.replace("training", "validation"), progress.step, tc,
@@ -420,7 +425,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
@@ -433,6 +438,11 @@ def main(cfg: DictConfig) -> None:
             torch.distributed.destroy_process_group()
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`nmt-train` and `python -m nmt.train`: under torchrun the ranks first agree on one run dir."""
     agree_on_run_dir()
     main()
+
+
+if __name__ == "__main__":
+    cli()

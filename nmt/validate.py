@@ -6,9 +6,8 @@ import math
 import sacrebleu
 import torch
 
-from nmt.batching import LengthBatchSampler, restore_order
+from nmt.batching import LengthBatchSampler
 from nmt.collate import arrow_table, make_loader
-from nmt.search import greedy_search
 
 
 def eval_sampler(split, max_tokens: int = 4000) -> LengthBatchSampler:
@@ -19,26 +18,10 @@ def eval_sampler(split, max_tokens: int = 4000) -> LengthBatchSampler:
 
 
 @torch.no_grad()
-def translate_split(model, split, tgt_vocab, device, decode=None, return_attention=False):
-    """Decode every example of a prepared split; hypotheses come back in corpus order."""
-    from nmt.search import search
-
-    sampler = eval_sampler(split)
-    outputs, batches = [], []
-    for batch in make_loader(split, sampler, tgt_vocab.pad_id):
-        batch = batch.to(device)
-        if decode is None:
-            hyps = greedy_search(model, batch.src, batch.src_lengths)
-        else:
-            hyps = search(model, batch.src, batch.src_lengths, decode, return_attention)
-        outputs.append(hyps)
-        batches.append(batch.indices.tolist())
-    return restore_order(outputs, batches, len(split))
-
-
-@torch.no_grad()
-def validate(model, split, tgt_vocab, cfg, device) -> dict:
-    """{loss, ppl, bleu} on a prepared split (`train.val_max_sentences` caps its size)."""
+def validate(translator, split, cfg) -> dict:
+    """{loss, ppl, bleu} on a prepared split (`train.val_max_sentences` caps its size) for the
+    model of a Translator (greedy decoding for BLEU)."""
+    model, tgt_vocab, device = translator.model, translator.tgt_vocab, translator.device
     tc = cfg.train
     if tc.val_max_sentences and len(split) > tc.val_max_sentences:
         split = split.select(range(tc.val_max_sentences))
@@ -53,9 +36,9 @@ def validate(model, split, tgt_vocab, cfg, device) -> dict:
     result = {"loss": total / max(tokens, 1)}
     result["ppl"] = math.exp(min(result["loss"], 50))
     if tc.val_bleu:
-        hyps = translate_split(model, split, tgt_vocab, device)
+        hyps = translator.translate_split(split)
         refs = split["tgt_text"]
-        bleu = sacrebleu.corpus_bleu([tgt_vocab.decode(h.tokens) for h in hyps], [refs])
+        bleu = sacrebleu.corpus_bleu(translator.detokenize(hyps), [refs])
         result["bleu"] = bleu.score
     model.train(was_training)
     return result

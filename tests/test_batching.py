@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nmt.batching import LengthBatchSampler, OversizedExampleError, restore_order
+from nmt.batching import LengthBatchSampler, OversizedExampleError
 from nmt.collate import ArrowPairs, collate, make_loader
 from nmt.store import load_prepared
 from nmt.vocab import EOS_ID, PAD_ID, SOS_ID
@@ -80,13 +80,11 @@ def test_oversized_example_single_or_error():
         list(sampler(lens, kind="tokens", max_tokens=100, oversized="error"))
 
 
-def test_eval_order_is_by_length_and_restores_corpus_order():
+def test_eval_order_is_by_length():
     lens = [(7, 3), (2, 3), (9, 3), (1, 3), (5, 3)]
     s = sampler(lens, kind="bucket", batch_size=2, shuffle=False)
     batches = list(s)
     assert [lens[i][0] for b in batches for i in b] == [1, 2, 5, 7, 9]
-    outputs = [[f"out{i}" for i in b] for b in batches]
-    assert restore_order(outputs, batches, 5) == [f"out{i}" for i in range(5)]
 
 
 def ex(i, src, tgt):

@@ -305,9 +305,9 @@ def test_7_long_lines_are_not_cut_and_empty_lines_stay_empty(tiny_checkpoint, tm
     assert len(hyps) == 5 and hyps[1] == "" and hyps[3] == ""
     assert hyps[0] == TINY_EN[0] and hyps[4] == TINY_EN[1]
     assert "1 input line(s) are longer" in capsys.readouterr().err
-    from nmt.translate import Translator
+    from nmt import Translator
 
-    assert Translator(tiny_checkpoint).texts_to_split([long_line])["src_len"] == [180]  # read whole, not cut at 128
+    assert len(Translator.from_checkpoint(tiny_checkpoint).encode([long_line])[0][0]) == 180  # whole, not cut at 128
     assert result["sentences"] == 5
 
 

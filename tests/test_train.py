@@ -12,11 +12,11 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from conftest import ROOT, TINY_EN, TINY_MODEL, make_cfg
-from nmt.checkpoint import load_checkpoint, model_from_checkpoint
+from nmt.checkpoint import load_checkpoint
 from nmt.search import greedy_search
 from nmt.store import PreparedDataError
 from nmt.train import run
-from nmt.validate import translate_split
+from nmt.translator import Translator
 import datasets
 
 
@@ -31,9 +31,9 @@ def test_tiny_model_overfits_and_reproduces_targets(tiny_prepared, tmp_path):
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     valid = [r for r in rows if r["kind"] == "valid"]
     assert valid[-1]["loss"] < 0.05 and valid[-1]["bleu"] == pytest.approx(100.0)
-    model, sv, tv, _ = model_from_checkpoint(load_checkpoint(tmp_path / "checkpoints/best.pt"))
-    hyps = translate_split(model, datasets.load_from_disk(str(tiny_prepared))["test"], tv, "cpu")
-    assert [tv.decode(h.tokens) for h in hyps] == TINY_EN
+    tr = Translator.from_checkpoint(tmp_path / "checkpoints/best.pt", decode="greedy")
+    hyps = tr.translate_split(datasets.load_from_disk(str(tiny_prepared))["test"])
+    assert tr.detokenize(hyps) == TINY_EN
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
     assert summary["best_bleu"] == pytest.approx(100.0)
 

@@ -1,0 +1,287 @@
+"""Entry point: an HTTP translation server (FastAPI + uvicorn) with dynamic batching.
+
+    python -m nmt.serve ckpt=RUN/checkpoints/best.pt [serve.host=127.0.0.1 serve.port=8000]
+        [decode=beam decode.beam_size=5 decode.quantize=int8] [serve.max_wait_ms=5 serve.max_batch_sentences=64]
+
+    curl -s localhost:8000/translate -H 'content-type: application/json' -d '{"text": ["Ein Hund rennt."]}'
+
+POST /translate {"text": "..." | ["...", ...], "beam_size": K?, "n_best": N?}
+    -> {"translations": [{"text", "score", "n_best"?: [{"text", "score"}]}]}
+GET /health, GET /info, GET /docs (OpenAPI). Bad requests get a 4xx with {"error": ...}.
+
+Dynamic batching: requests that arrive while the model is busy, or within `max_wait_ms` of the
+first one, are decoded together in one batched search (up to `max_batch_sentences` sentences or
+`max_batch_tokens` source tokens); each response gets exactly its own sentences back, in order.
+SIGTERM (or Ctrl-C) stops accepting connections and finishes the requests in flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import List, Optional, Union
+
+import hydra
+from omegaconf import DictConfig
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from nmt.config import CONF_DIR, check_config
+from nmt.translator import Translation, Translator, decode_options
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Union[StrictStr, List[StrictStr]] = Field(
+        description="a sentence, or a list of sentences translated independently")
+    beam_size: Optional[int] = Field(None, ge=1, description="beam width (1 = greedy); default: the server's")
+    n_best: Optional[int] = Field(None, ge=1, description="alternatives per sentence (<= beam_size)")
+
+
+class Alternative(BaseModel):
+    text: str
+    score: float
+
+
+class TranslationOut(BaseModel):
+    text: str
+    score: float = Field(description="log-probability of the translation under the model")
+    n_best: Optional[List[Alternative]] = None
+
+
+class TranslateResponse(BaseModel):
+    translations: List[TranslationOut]
+
+
+@dataclass
+class Pending:
+    """One request waiting in the batcher: its source ids, its decoding options, its future."""
+
+    sources: list[list[int]]
+    options_key: tuple[int, int]  # (beam_size, n_best): requests batch with others of the same key
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class DynamicBatcher:
+    """Gathers concurrent requests and decodes them in one batched search on one worker thread.
+
+    A batch opens with the first waiting request and takes every request that arrives within
+    `max_wait_ms`, up to `max_batch_sentences` sentences and `max_batch_tokens` source tokens (a
+    single request larger than that is decoded alone). While a batch decodes, new requests queue
+    and form the next one. `max_batch_sentences=1` turns batching off."""
+
+    def __init__(self, translator: Translator, max_wait_ms: float, max_batch_sentences: int, max_batch_tokens: int):
+        self.translator = translator
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_sentences, self.max_tokens = max_batch_sentences, max_batch_tokens
+        self.queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="nmt-decode")
+        self.carry: Pending | None = None  # a request that did not fit the previous batch
+        self.stats = {"requests": 0, "sentences": 0, "batches": 0, "largest_batch": 0}
+        self.task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.executor.shutdown(wait=True)
+
+    async def submit(self, sources: list[list[int]], beam_size: int, n_best: int) -> list[Translation]:
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(Pending(sources, (beam_size, n_best), future))
+        return await future
+
+    async def _next(self, timeout: float | None) -> Pending | None:
+        if self.carry is not None:
+            item, self.carry = self.carry, None
+            return item
+        if timeout is None:
+            return await self.queue.get()
+        if timeout <= 0:
+            return self.queue.get_nowait() if not self.queue.empty() else None
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def _gather(self) -> list[Pending]:
+        first = await self._next(None)
+        batch, n, tokens = [first], len(first.sources), sum(map(len, first.sources))
+        deadline = time.perf_counter() + self.max_wait
+        while n < self.max_sentences:
+            item = await self._next(deadline - time.perf_counter())
+            if item is None:
+                break
+            size, item_tokens = len(item.sources), sum(map(len, item.sources))
+            if n + size > self.max_sentences or tokens + item_tokens > self.max_tokens:
+                self.carry = item
+                break
+            batch.append(item)
+            n, tokens = n + size, tokens + item_tokens
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            groups: dict[tuple[int, int], list[Pending]] = {}
+            for item in batch:
+                groups.setdefault(item.options_key, []).append(item)
+            for (beam_size, n_best), items in groups.items():
+                sources = [s for item in items for s in item.sources]
+                opts = decode_options(self.translator.decode, beam_size=beam_size, n_best=n_best,
+                                      kind="greedy" if beam_size == 1 else "beam")
+                try:
+                    results = await loop.run_in_executor(self.executor, self._decode, sources, opts)
+                except Exception as err:  # a bug, not bad input (that is refused before): fail these requests only
+                    for item in items:
+                        if not item.future.done():
+                            item.future.set_exception(err)
+                    continue
+                self.stats["batches"] += 1
+                self.stats["largest_batch"] = max(self.stats["largest_batch"], len(sources))
+                start = 0
+                for item in items:
+                    k = len(item.sources)
+                    if not item.future.done():
+                        item.future.set_result(results[start:start + k])
+                    start += k
+                    self.stats["requests"] += 1
+                    self.stats["sentences"] += k
+
+    def _decode(self, sources: list[list[int]], opts) -> list[Translation]:
+        hyps = self.translator.decode_ids(sources, opts)
+        return [self.translator._translation(h, s, False) for h, s in zip(hyps, sources)]
+
+
+def create_app(translator: Translator, serve_cfg) -> "FastAPI":
+    """The FastAPI application around one Translator (`serve_cfg`: the `serve` config group)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
+                             serve_cfg.max_batch_tokens)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()  # after uvicorn has finished the requests in flight
+
+    app = FastAPI(title="nmt translation server", version="1", lifespan=lifespan,
+                  description="Translate with a trained nmt checkpoint; concurrent requests are batched.")
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, **extra) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"error": message, **extra})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                    for e in exc.errors()]
+        first = problems[0] if problems else {"where": "body", "problem": "invalid"}
+        return error(422, f"invalid request: {first['where']}: {first['problem']}", detail=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = "the body is not valid UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
+        return error(exc.status_code, message)
+
+    @app.middleware("http")
+    async def check_body(request: Request, call_next):
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > serve_cfg.max_body_bytes:
+                return error(413, f"request body of {length} bytes exceeds serve.max_body_bytes="
+                                  f"{serve_cfg.max_body_bytes}")
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                return error(415, "send the body as JSON with the header Content-Type: application/json")
+        return await call_next(request)
+
+    @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
+              responses={413: {"description": "too many or too long sentences"},
+                         422: {"description": "not JSON, wrong types, empty list, bad options"}})
+    async def translate(req: TranslateRequest):
+        texts = [req.text] if isinstance(req.text, str) else req.text
+        if not texts:
+            return error(422, "invalid request: text: an empty list. Send at least one sentence")
+        if len(texts) > serve_cfg.max_sentences:
+            return error(413, f"{len(texts)} sentences in one request; serve.max_sentences={serve_cfg.max_sentences}. "
+                              "Send fewer per request")
+        for i, t in enumerate(texts):
+            if len(t) > serve_cfg.max_chars:
+                return error(413, f"text[{i}] has {len(t)} characters; serve.max_chars={serve_cfg.max_chars}")
+        beam = req.beam_size or translator.decode.beam_size
+        if beam > serve_cfg.max_beam_size:
+            return error(422, f"invalid request: beam_size={beam} exceeds serve.max_beam_size={serve_cfg.max_beam_size}")
+        n_best = req.n_best or 1
+        if n_best > beam:
+            return error(422, f"invalid request: n_best={n_best} exceeds beam_size={beam}")
+        sources, _ = translator.encode(texts)
+        results = await batcher.submit(sources, beam, n_best)
+        return {"translations": [
+            {"text": r.text, "score": r.score,
+             "n_best": [{"text": t, "score": s} for t, s in r.n_best] if n_best > 1 else None} for r in results]}
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "queued": batcher.queue.qsize(), **batcher.stats}
+
+    @app.get("/info")
+    async def info():
+        d = translator.decode
+        return {**translator.info,
+                "decode": {"kind": d.kind, "beam_size": d.beam_size, "length_penalty": d.length_penalty,
+                           "max_len_a": d.max_len_a, "max_len_b": d.max_len_b},
+                "serve": {k: serve_cfg[k] for k in ("max_wait_ms", "max_batch_sentences", "max_batch_tokens",
+                                                     "max_sentences", "max_chars", "max_beam_size")}}
+
+    return app
+
+
+def run(cfg: DictConfig) -> None:
+    """Load the checkpoint and serve until SIGTERM / Ctrl-C."""
+    import torch
+    import uvicorn
+
+    from nmt.translate import load_translator
+
+    check_config(cfg)
+    if cfg.serve.threads:
+        torch.set_num_threads(cfg.serve.threads)
+    translator = load_translator(cfg)
+    translator.translate(["warm up"])  # the first call allocates; do it before the first client waits
+    app = create_app(translator, cfg.serve)
+    print(f"serve: {cfg.ckpt} ({translator.info.get('quantize')} weights, {translator.decode.kind} search) on "
+          f"http://{cfg.serve.host}:{cfg.serve.port} (docs at /docs)", file=sys.stderr, flush=True)
+    # uvicorn catches SIGTERM/SIGINT, finishes the requests in flight, then re-raises the signal
+    # under the handlers it found: with these, that ends the process normally (exit 0)
+    stopped_by: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stopped_by.append(signal.Signals(signum).name))
+    uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=cfg.serve.log_level,
+                timeout_graceful_shutdown=cfg.serve.graceful_seconds)
+    stats = app.state.batcher.stats
+    print(f"serve: stopped{' by ' + stopped_by[0] if stopped_by else ''}; {stats['requests']} requests, "
+          f"{stats['sentences']} sentences in {stats['batches']} batches", file=sys.stderr)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (FileNotFoundError, ValueError) as err:
+        sys.exit(f"serve: error: {err}")
+
+
+if __name__ == "__main__":
+    main()

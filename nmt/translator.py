@@ -1,0 +1,210 @@
+"""The Translator: a trained model used from Python. The `nmt.translate` CLI, validation during
+training and the `nmt.serve` server all decode through it; there is no second decoding path.
+
+    from nmt import Translator
+    tr = Translator.from_checkpoint("RUN/checkpoints/best.pt", decode="beam", beam_size=5)
+    tr.translate(["Ein Hund rennt.", "Zwei Männer im Park."])          # -> list[str]
+    tr.translate_detailed(["Ein Hund rennt."], n_best=3, attention=True)  # -> list[Translation]
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nmt.collate import arrow_table, collate
+from nmt.config import DecodeConfig, PreprocessConfig
+from nmt.corpus import DropCounts, clean_chunk
+from nmt.search import Hypothesis, search
+from nmt.vocab import EOS_ID, SOS_ID
+
+QUANTIZE_CHOICES = (None, "int8")
+
+
+@dataclass
+class Translation:
+    """One source sentence's result. `score`: the model's log-probability of `text` (EOS
+    included); `n_best`: (text, score) best first, the first being `text` itself; `attention`:
+    (len(target_pieces) + 1, len(source_pieces)) weights, one row per output piece and EOS."""
+
+    text: str
+    score: float
+    n_best: list[tuple[str, float]] = field(default_factory=list)
+    source_pieces: list[str] = field(default_factory=list)
+    target_pieces: list[str] = field(default_factory=list)
+    attention: np.ndarray | None = None
+
+
+def decode_options(base: Any = None, **overrides) -> DecodeConfig:
+    """A DecodeConfig from a preset name ("beam" | "greedy"), a config node (conf/decode/*) or a
+    DecodeConfig, with `overrides` (beam_size, n_best, length_penalty, ...) applied. "greedy" is
+    beam_size 1; naming beam_size > 1 with "greedy" switches to beam search."""
+    if base is None or isinstance(base, str):
+        kind = base or "beam"
+        if kind not in ("beam", "greedy"):
+            raise ValueError(f"decode={kind!r}: use beam or greedy")
+        opts = DecodeConfig(kind=kind, beam_size=1 if kind == "greedy" else DecodeConfig.beam_size)
+    elif isinstance(base, DecodeConfig):
+        opts = base
+    else:
+        data = OmegaConf.to_container(base, resolve=True) if isinstance(base, DictConfig) else dict(base)
+        opts = DecodeConfig(**{k: v for k, v in data.items() if k in DecodeConfig.__dataclass_fields__})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(overrides) - set(DecodeConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown decode option(s) {sorted(unknown)}: use {sorted(DecodeConfig.__dataclass_fields__)}")
+    opts = dataclasses.replace(opts, **overrides)
+    if opts.kind == "greedy" and opts.beam_size > 1 and "beam_size" in overrides:
+        opts = dataclasses.replace(opts, kind="beam")
+    if opts.beam_size < 1 or opts.n_best < 1 or (opts.kind == "beam" and opts.n_best > opts.beam_size):
+        raise ValueError(f"beam_size={opts.beam_size}, n_best={opts.n_best}: need 1 <= n_best <= beam_size")
+    return opts
+
+
+def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """Dynamic int8 quantization for CPU inference: the weights of every Linear (the output
+    projection included) and GRU/LSTM/RNN layer are stored as int8, activations are quantized
+    on the fly per batch (torch.ao.quantization.quantize_dynamic, fbgemm/x86 kernels)."""
+    import warnings
+
+    with warnings.catch_warnings():  # torch 2.13 marks torch.ao.quantization deprecated (torchao is its successor)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        modules = {torch.nn.Linear, torch.nn.GRU, torch.nn.LSTM}
+        return quantize_dynamic(model.cpu(), modules, dtype=torch.qint8)
+
+
+class Translator:
+    """A model with its vocabularies, preprocessing and decoding options.
+
+    Sources are cleaned as prepare cleaned the training data (unicode form, whitespace,
+    lowercasing) and never truncated (an RNN reads any length). Sentences are decoded in
+    batches of similar length under a token budget, results come back in input order, and an
+    empty source gives an empty translation without being decoded."""
+
+    def __init__(self, model: torch.nn.Module, src_vocab, tgt_vocab, preprocess: Any = None,
+                 decode: Any = "beam", device: str | torch.device = "cpu", max_tokens: int = 4000,
+                 info: dict | None = None):
+        self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
+        pp = OmegaConf.structured(PreprocessConfig)
+        self.preprocess = OmegaConf.merge(pp, preprocess) if preprocess is not None else pp
+        self.decode = decode_options(decode)
+        self.device = torch.device(device)
+        self.max_tokens = max_tokens
+        self.info = info or {}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, decode: Any = "beam", device: str = "cpu", quantize: str | None = None,
+                        max_tokens: int = 4000, **decode_overrides) -> "Translator":
+        """Load `path` (verified: content hash, finite weights) for inference. `decode`: "beam" |
+        "greedy" | a decode config; keyword options (beam_size, n_best, length_penalty, max_len_a,
+        max_len_b, no_repeat_ngram) override it. `quantize="int8"`: int8 weights on the CPU."""
+        from nmt.checkpoint import load_checkpoint, model_from_checkpoint
+
+        if quantize not in QUANTIZE_CHOICES:
+            raise ValueError(f"quantize={quantize!r}: use none or int8")
+        if quantize == "int8" and str(device) != "cpu":
+            raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
+        ckpt = load_checkpoint(Path(path))
+        model, src_vocab, tgt_vocab, model_cfg = model_from_checkpoint(ckpt, "cpu" if quantize else device)
+        if quantize == "int8":
+            model = quantize_int8(model)
+        progress = ckpt.get("progress") or {}
+        metric = (ckpt.get("train_cfg") or {}).get("early_stopping_metric")
+        info = {"checkpoint": str(path), "model": OmegaConf.to_container(model_cfg), "n_params": ckpt.get("n_params"),
+                "vocab": {"kind": ckpt["prepared"]["vocab"].get("kind"), "src_size": src_vocab.size,
+                          "tgt_size": tgt_vocab.size},
+                "languages": ckpt.get("languages"), "step": progress.get("step"),
+                "best_valid": {"metric": metric, "score": progress.get("best_score"), "step": progress.get("best_step")},
+                "averaged_from": ckpt.get("averaged_from"), "quantize": quantize or "none",
+                "prepared_dir": ckpt["prepared"].get("dir")}
+        return cls(model, src_vocab, tgt_vocab, ckpt.get("preprocess"), decode_options(decode, **decode_overrides),
+                   device, max_tokens, info)
+
+    # ------------------------------------------------------------------ text in, text out
+
+    def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[str]]:
+        """Raw sentences -> (source ids, cleaned text), cleaned as in prepare, not truncated."""
+        texts = list(texts)
+        clean, _ = clean_chunk((texts, texts), self.preprocess, False, DropCounts())
+        ids = self.src_vocab.encode_batch(clean)
+        longer = sum(len(i) > self.preprocess.max_len for i in ids)
+        if longer:
+            print(f"translate: note: {longer} input line(s) are longer than the training length limit "
+                  f"(preprocess.max_len={self.preprocess.max_len} tokens); they are translated whole", file=sys.stderr)
+        return ids, clean
+
+    def translate(self, texts: Sequence[str] | str, **options) -> list[str]:
+        """Sentences -> their best translations (detokenized), in input order. `options`
+        override the decoding options for this call (beam_size, length_penalty, ...)."""
+        if isinstance(texts, str):
+            texts = [texts]
+        ids, _ = self.encode(texts)
+        return self.detokenize(self.decode_ids(ids, decode_options(self.decode, **options)))
+
+    def translate_detailed(self, texts: Sequence[str] | str, n_best: int | None = None, attention: bool = False,
+                           **options) -> list[Translation]:
+        """Like `translate`, with scores, the `n_best` list (beam search) and, on request, the
+        attention weights of the best hypothesis."""
+        if isinstance(texts, str):
+            texts = [texts]
+        opts = decode_options(self.decode, n_best=n_best, **options)
+        ids, _ = self.encode(texts)
+        hyps = self.decode_ids(ids, opts, attention)
+        return [self._translation(h, src, attention) for h, src in zip(hyps, ids)]
+
+    def _translation(self, hyp: Hypothesis, src_ids: list[int], attention: bool) -> Translation:
+        alternatives = hyp.n_best or [hyp]
+        return Translation(
+            text=self.tgt_vocab.decode(hyp.tokens), score=hyp.score,
+            n_best=[(self.tgt_vocab.decode(h.tokens), h.score) for h in alternatives],
+            source_pieces=self.src_vocab.pieces(src_ids), target_pieces=self.tgt_vocab.pieces(hyp.tokens),
+            attention=hyp.attention.numpy() if attention and hyp.attention is not None else None)
+
+    def detokenize(self, hyps: Sequence[Hypothesis]) -> list[str]:
+        return [self.tgt_vocab.decode(h.tokens) for h in hyps]
+
+    # ------------------------------------------------------------------ ids in, hypotheses out
+
+    def translate_split(self, split, decode: Any = None, attention: bool = False) -> list[Hypothesis]:
+        """Every example of a prepared split (its `src_ids`), in corpus order."""
+        sources = arrow_table(split).column("src_ids").to_pylist()
+        return self.decode_ids(sources, decode_options(decode) if decode is not None else self.decode, attention)
+
+    @torch.no_grad()
+    def decode_ids(self, sources: Sequence[Sequence[int]], decode: DecodeConfig | None = None,
+                   attention: bool = False) -> list[Hypothesis]:
+        """Source id sequences -> hypotheses in input order (greedy or beam search as `decode`
+        says). Sorted by length and cut into batches of at most `max_tokens` padded source
+        tokens; an empty source gives an empty hypothesis without being decoded."""
+        decode = decode or self.decode
+        hyps: list[Hypothesis | None] = [None] * len(sources)
+        order = sorted((i for i, s in enumerate(sources) if len(s)), key=lambda i: -len(sources[i]))
+        for i, s in enumerate(sources):
+            if not len(s):
+                hyps[i] = Hypothesis([], 0.0, n_best=[Hypothesis([], 0.0)])
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            start = 0
+            while start < len(order):
+                longest = len(sources[order[start]])
+                size = max(1, self.max_tokens // longest)
+                chunk = order[start:start + size]
+                start += len(chunk)
+                batch = collate([(i, torch.as_tensor(sources[i], dtype=torch.long),
+                                  torch.tensor([SOS_ID, EOS_ID])) for i in chunk]).to(self.device)
+                found = search(self.model, batch.src, batch.src_lengths, decode, attention)
+                for i, h in zip(batch.indices.tolist(), found):
+                    hyps[i] = h
+        finally:
+            self.model.train(was_training)
+        return hyps  # type: ignore[return-value]
