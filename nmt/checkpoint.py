@@ -150,6 +150,31 @@ def rng_states() -> dict:
     return states
 
 
+def rng_states_of_all_ranks() -> list[dict]:
+    """Every rank's RNG states, indexed by rank (a collective under torchrun: all ranks call it)."""
+    import torch.distributed as dist
+
+    local = rng_states()
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [local]
+    states: list = [None] * dist.get_world_size()
+    dist.all_gather_object(states, local)
+    return states
+
+
+def rng_states_for_rank(ckpt: dict, rank: int, world_size: int) -> tuple[dict, str | None]:
+    """The RNG states this rank resumes with, and a note when they cannot be its own (a
+    checkpoint of another world size, or one from before per-rank states were stored)."""
+    per_rank = ckpt.get("rng_per_rank")
+    if per_rank and len(per_rank) == world_size:
+        return per_rank[rank], None
+    if world_size == 1 and not per_rank:
+        return ckpt["rng"], None
+    saved = len(per_rank) if per_rank else "an unknown number of"
+    return ckpt["rng"], (f"the checkpoint holds the RNG states of {saved} process(es), this run has {world_size}: "
+                         "resuming with rank 0's states (the run continues, but not bit-exactly)")
+
+
 def set_rng_states(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     np.random.set_state(states["numpy"])

@@ -21,8 +21,9 @@ from tqdm import tqdm
 
 from nmt.config import CONF_DIR, check_config
 from nmt.batching import LengthBatchSampler
-from nmt.checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, resolve_resume, rng_states,
-                            save_checkpoint, set_rng_states, vocab_files)
+from nmt.checkpoint import (CheckpointError, load_checkpoint, remove_stale_temporaries, resolve_resume,
+                            rng_states_for_rank, rng_states_of_all_ranks, save_checkpoint, set_rng_states,
+                            vocab_files)
 from nmt.collate import make_loader
 from nmt.distributed import DistInfo, agree_on_run_dir, init_distributed
 from nmt.model import build_model
@@ -273,7 +274,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         scaler.load_state_dict(ckpt["scaler"])
         sampler.load_state_dict(ckpt["sampler"])
         progress = Progress(**ckpt["progress"])
-        set_rng_states(ckpt["rng"])
+        states, note = rng_states_for_rank(ckpt, dist.rank, dist.world_size)
+        set_rng_states(states)
+        if note and dist.is_main:
+            print(f"train: note: {note}", file=sys.stderr)
         if resume_from.parent.resolve() == ckpt_dir.resolve():
             saved[resume_from.name] = progress.step
             if (ckpt_dir / "best.pt").is_file() and progress.best_score is not None:
@@ -304,14 +308,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             raise DivergedError(divergence_message(problem, progress.step, tc, saved, ckpt_dir))
 
     def checkpoint(name: str) -> None:
+        """Save on rank 0, with every rank's RNG states (all ranks call this: it gathers them)."""
         check_weights()  # every rank holds the same weights, so every rank stops together
         saved[name] = progress.step
+        rng = rng_states_of_all_ranks()
         if dist.is_main:
             save_checkpoint(ckpt_dir / name, {
                 **static, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
                 "sampler": {**sampler.state_dict(), "epoch": progress.epoch, "start_batch": progress.batch_in_epoch},
-                "progress": asdict(progress), "rng": rng_states()})
+                "progress": asdict(progress), "rng": rng[0], "rng_per_rank": rng})
             if name == "last.pt" and tc.keep_last:
                 keep_step_checkpoint(ckpt_dir, progress.step, tc.keep_last)
 
@@ -327,6 +333,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         score = result[tc.early_stopping_metric]
         better = progress.best_score is None or (score > progress.best_score if higher_is_better
                                                   else score < progress.best_score)
+        if dist.enabled:  # rank 0 decides, so that every rank takes the same path (checkpoint() gathers)
+            decided = [better]
+            torch.distributed.broadcast_object_list(decided, src=0)
+            better = decided[0]
         if better:
             progress.best_score, progress.best_step, progress.bad_validations = score, progress.step, 0
         else:
@@ -338,8 +348,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             print(f"valid step {progress.step}: loss {result['loss']:.3f} ppl {result['ppl']:.2f}"
                   + (f" BLEU {result['bleu']:.2f}" if "bleu" in result else "")
                   + (" (best)" if better else f" (best {progress.best_score:.3f} at step {progress.best_step})"))
-            if better:
-                checkpoint("best.pt")
+        if better:
+            checkpoint("best.pt")
         return progress.bad_validations >= tc.patience
 
     started = time.time() - progress.train_seconds

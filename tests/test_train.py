@@ -101,6 +101,49 @@ def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path):
     assert sorted(p.name for p in (run_dirs[0] / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun_two_nodes(prepared, run_dir, *extra):
+    """Two "nodes" of one process each, as on two machines: two torchrun agents that meet through
+    the c10d rendezvous on 127.0.0.1 (gloo). Returns their (returncode, stderr)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test-{port}",
+           "-m", "nmt.train", f"prepared_dir={prepared}", *TINY_MODEL, *extra, f"hydra.run.dir={run_dir}"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    nodes = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        return [(n.wait(timeout=240), n.stderr.read()) for n in nodes]
+    finally:
+        for n in nodes:
+            n.kill()
+
+
+MULTI_NODE = ["model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=false",
+              "train.early_stopping_metric=loss", "train.schedule=constant"]
+
+
+def test_two_nodes_train_and_resume_exactly(tiny_prepared, tmp_path):
+    """torchrun --nnodes=2: rank 0 alone writes; a run stopped and resumed on two nodes ends with the
+    weights of one never stopped (each rank resumes with its own RNG states: dropout differs per rank)."""
+    for name, steps, resume in (("straight", 8, []), ("part", 4, []), ("resumed", 8, [f"train.resume={tmp_path / 'part'}"])):
+        for rc, err in torchrun_two_nodes(tiny_prepared, tmp_path / name, *MULTI_NODE, f"train.max_steps={steps}", *resume):
+            assert rc == 0, err[-3000:]
+    part = load_checkpoint(tmp_path / "part/checkpoints/last.pt")
+    assert part["progress"]["step"] == 4 and len(part["rng_per_rank"]) == 2
+    assert not torch.equal(part["rng_per_rank"][0]["torch"], part["rng_per_rank"][1]["torch"])
+    assert_same_weights(weights(tmp_path / "straight/checkpoints/last.pt"),
+                        weights(tmp_path / "resumed/checkpoints/last.pt"))
+    assert sorted(p.name for p in (tmp_path / "straight/checkpoints").iterdir()) == ["best.pt", "last.pt"]
+
+
 def test_clear_errors(tiny_prepared, tmp_path):
     with pytest.raises(ConfigCompositionException, match="foo"):
         make_cfg("train.foo=1")
