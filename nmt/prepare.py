@@ -13,17 +13,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Iterator
 
-import datasets
 import hydra
-import pyarrow as pa
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from nmt.config import CONF_DIR, ConfigError, check_config
 from nmt.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
 from nmt.encode import SCHEMA, encode_chunk
-from nmt.store import (FORMAT_VERSION, VOCAB_DIR, atomic_dir, length_stats, output_lock, read_meta,
-                       remove_stale_scratch, write_meta)
+from nmt.store import (FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, atomic_dir, output_lock,
+                       read_meta, remove_stale_scratch, write_meta, write_split_index)
 from nmt.vocab import SPECIAL_IDS, build_vocabs, tokenize_words
 
 ChunkReader = Callable[[], Iterator[Chunk]]
@@ -53,39 +52,112 @@ def cache_key(cfg: DictConfig, input_hashes: dict[str, str]) -> str:
 
 def clean_train_split(read: ChunkReader, cfg: DictConfig, work: Path, unit_counting: str | None):
     """Pass 1 over the training split: clean and filter into two text files (one sentence a
-    line) and count vocabulary units. Returns (files, drop counts, (src, tgt) counters)."""
+    line), with `preprocess.dedup` drop exact duplicate pairs (pass 2), and count vocabulary
+    units. Returns (files, drop counts, (src, tgt) counters)."""
     files = (work / "train.clean.src", work / "train.clean.tgt")
     drops, counters = DropCounts(), (Counter(), Counter())
-    split_units = tokenize_words if unit_counting == "word" else None
+    dedup = cfg.preprocess.dedup
+    count = unit_counter(unit_counting)
     with open(files[0], "w", encoding="utf-8") as fs, open(files[1], "w", encoding="utf-8") as ft, \
-            tqdm(desc="clean train", unit=" pairs", file=sys.stderr) as bar:
+            open(work / "train.hashes", "wb") as fh, tqdm(desc="clean train", unit=" pairs", file=sys.stderr) as bar:
         for raw in read():
             src, tgt = clean_chunk(raw, cfg.preprocess, True, drops)
             if src:
                 fs.write("\n".join(src) + "\n")
                 ft.write("\n".join(tgt) + "\n")
-            if unit_counting:
-                for counter, side in zip(counters, (src, tgt)):
-                    for sentence in side:
-                        counter.update(split_units(sentence) if split_units else sentence)
+            if dedup:
+                pair_hashes(src, tgt).tofile(fh)
+            elif count:
+                count(counters, src, tgt)
             bar.update(len(raw[0]))
+    if dedup:
+        files = drop_duplicates(files, work / "train.hashes", work, cfg.preprocess.chunk_size, drops, counters, count)
     if drops.kept == 0:
         raise CorpusError(f"the training split is empty after cleaning ({drops.as_dict()}). "
                           "Fix: loosen preprocess.max_words / preprocess.max_ratio or check the input files")
     return files, drops, counters
 
 
-def encode_split(name: str, chunks: Iterator[Chunk], vocabs, cfg: DictConfig, out_file: Path) -> int:
-    """Encode a stream of cleaned chunks into an Arrow stream file; return the pair count."""
-    n = 0
-    with pa.OSFile(str(out_file), "wb") as sink, pa.ipc.new_stream(sink, SCHEMA) as writer, \
-            tqdm(desc=f"encode {name}", unit=" pairs", file=sys.stderr) as bar:
+def unit_counter(unit_counting: str | None):
+    """A function adding a chunk's word or character counts to (src, tgt) counters; None for spm."""
+    if not unit_counting:
+        return None
+    split_units = tokenize_words if unit_counting == "word" else None
+
+    def count(counters, src, tgt):
+        for counter, side in zip(counters, (src, tgt)):
+            for sentence in side:
+                counter.update(split_units(sentence) if split_units else sentence)
+    return count
+
+
+def pair_hashes(src: list[str], tgt: list[str]) -> np.ndarray:
+    """A 64-bit hash of each (source, target) pair (Python's string hash: stable within one
+    process, which is all dedup needs; NUL cannot occur inside a sentence, see decode_lines)."""
+    return np.fromiter((hash(s + "\0" + t) for s, t in zip(src, tgt)), dtype=np.int64, count=len(src))
+
+
+def first_occurrences(hashes: np.ndarray, repeated: np.ndarray, seen: np.ndarray) -> np.ndarray:
+    """Which pairs of a chunk to keep: those whose hash is not in the sorted array `repeated`
+    (hashes that occur more than once in the corpus), and the first occurrence of each that is;
+    `seen` (one flag per repeated hash) carries over from chunk to chunk."""
+    keep = np.ones(len(hashes), dtype=bool)
+    if len(repeated) == 0 or len(hashes) == 0:
+        return keep
+    j = np.minimum(np.searchsorted(repeated, hashes), len(repeated) - 1)
+    is_repeated = repeated[j] == hashes
+    rows = np.flatnonzero(is_repeated)
+    keep[rows] = False
+    values, first = np.unique(j[rows], return_index=True)
+    new = ~seen[values]
+    keep[rows[first[new]]] = True
+    seen[values] = True
+    return keep
+
+
+def drop_duplicates(files, hashes_file: Path, work: Path, chunk_size: int, drops: DropCounts, counters, count):
+    """Pass 2 (preprocess.dedup): rewrite the cleaned files without repeated pairs, keeping
+    each pair's first occurrence. Memory: the 8-byte hashes of the split while they are sorted
+    (80 MB at 10M pairs), then only the hashes that repeat."""
+    hashes = np.fromfile(hashes_file, dtype=np.int64)
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    seen = np.zeros(len(repeated), dtype=bool)
+    out = (work / "train.dedup.src", work / "train.dedup.tgt")
+    with open(out[0], "w", encoding="utf-8") as fs, open(out[1], "w", encoding="utf-8") as ft, \
+            open(hashes_file, "rb") as fh, tqdm(desc="dedup train", unit=" pairs", file=sys.stderr) as bar:
+        for src, tgt in read_parallel(files[0], files[1], chunk_size) if drops.kept else ():
+            keep = first_occurrences(np.fromfile(fh, dtype=np.int64, count=len(src)), repeated, seen)
+            src = [s for s, k in zip(src, keep) if k]
+            tgt = [t for t, k in zip(tgt, keep) if k]
+            drops.duplicate += len(keep) - len(src)
+            if src:
+                fs.write("\n".join(src) + "\n")
+                ft.write("\n".join(tgt) + "\n")
+            if count:
+                count(counters, src, tgt)
+            bar.update(len(keep))
+    drops.kept -= drops.duplicate
+    for f in files:
+        f.unlink()
+    return out
+
+
+def encode_split(name: str, chunks: Iterator[Chunk], vocabs, cfg: DictConfig, folder: Path, fingerprint: str):
+    """Encode a stream of cleaned chunks into the split's Arrow shards under `folder`, batch by
+    batch; return (pair count, {side: length statistics})."""
+    lengths = {"src": LengthHistogram(), "tgt": LengthHistogram()}
+    writer = ArrowSplitWriter(folder, SCHEMA)
+    with tqdm(desc=f"encode {name}", unit=" pairs", file=sys.stderr) as bar:
         for src, tgt in chunks:
             if src:
-                writer.write_batch(encode_chunk(vocabs[0], vocabs[1], src, tgt, cfg.preprocess.max_len))
-            n += len(src)
+                batch = encode_chunk(vocabs[0], vocabs[1], src, tgt, cfg.preprocess.max_len)
+                writer.write(batch)
+                for side in lengths:
+                    lengths[side].add(batch.column(f"{side}_len").to_numpy())
             bar.update(len(src))
-    return n
+    return writer.close(fingerprint), {side: h.stats() for side, h in lengths.items()}
 
 
 def prepare(cfg: DictConfig) -> Path:
@@ -118,18 +190,14 @@ def _prepare_into(out: Path, cfg: DictConfig, readers: dict[str, ChunkReader], h
         train_files, drops, counters = clean_train_split(
             readers["train"], cfg, work, kind if kind != "spm" else None)
         vocabs = build_vocabs(cfg.vocab, tmp / VOCAB_DIR, train_files, counters)
-        counts, eval_drops = {}, DropCounts()
+        counts, lengths, eval_drops = {}, {}, DropCounts()
         for split, read in readers.items():
             if split == "train":
                 chunks = read_parallel(train_files[0], train_files[1], cfg.preprocess.chunk_size)
             else:
                 chunks = (clean_chunk(c, cfg.preprocess, False, eval_drops) for c in read())
-            counts[split] = encode_split(split, chunks, vocabs, cfg, work / f"{split}.arrow")
-        dd = datasets.DatasetDict({s: datasets.Dataset.from_file(str(work / f"{s}.arrow")) for s in readers})
-        dd.save_to_disk(str(tmp))
-        lengths = {s: {side: length_stats(dd[s].data.column(f"{side}_len").to_numpy())
-                       for side in ("src", "tgt")} for s in readers}
-        del dd
+            counts[split], lengths[split] = encode_split(split, chunks, vocabs, cfg, tmp / split, f"{key[:16]}-{split}")
+        write_split_index(tmp, list(readers))
         write_meta(tmp, {
             "format_version": FORMAT_VERSION,
             "cache_key": key,
@@ -146,7 +214,8 @@ def _prepare_into(out: Path, cfg: DictConfig, readers: dict[str, ChunkReader], h
             "seconds": round(time.time() - started, 2),
         })
     print(f"prepare: train pairs read {drops.read}, kept {drops.kept}; dropped: empty side {drops.empty}, "
-          f"over {cfg.preprocess.max_words} words {drops.too_long}, length ratio {drops.ratio}")
+          f"over {cfg.preprocess.max_words} words {drops.too_long}, length ratio {drops.ratio}"
+          + (f", duplicates {drops.duplicate}" if cfg.preprocess.dedup else ""))
     print(f"prepare: wrote {out} ({', '.join(f'{s} {n}' for s, n in counts.items())} pairs; "
           f"vocab {kind} src {vocabs[0].size} tgt {vocabs[1].size}) in {time.time() - started:.1f}s")
     return out
