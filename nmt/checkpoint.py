@@ -184,9 +184,13 @@ def set_rng_states(states: dict) -> None:
 
 
 def resolve_resume(resume, run_dir: Path) -> Path | None:
-    """train.resume: false -> None; true -> this run dir's last.pt; a run dir or a .pt file."""
+    """train.resume: false -> None; true -> this run dir's last.pt; auto -> that if it exists,
+    else None (a requeued cluster job); a run dir or a .pt file."""
     if resume is False or resume is None or str(resume).lower() in ("false", "0", ""):
         return None
+    if str(resume).lower() == "auto":
+        target = Path(run_dir) / "checkpoints" / "last.pt"
+        return target if target.is_file() else None
     if resume is True or str(resume).lower() == "true":
         target = Path(run_dir) / "checkpoints" / "last.pt"
     else:

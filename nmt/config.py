@@ -166,7 +166,7 @@ class TrainConfig:
     checkpoint_every: int = 500  # steps
     keep_last: int = 0  # also keep the last K saves of last.pt as step_N.pt (for nmt.average); 0 = none
     log_every: int = 50
-    resume: Any = False  # false | true (this run dir) | path of a run dir or checkpoint
+    resume: Any = False  # false | true (this run dir) | auto (this run dir's last.pt if any) | a run dir or checkpoint
     seed: int = 1
     threads: int = 0  # torch CPU threads; 0 = all cores
     device: str = "auto"  # auto | cpu | cuda

@@ -186,3 +186,14 @@ def test_cosine_schedule_warms_up_then_decays_to_min_lr_over_the_budget():
     progress.step, progress.train_seconds = 1, 0.0  # the schedule follows progress (e.g. a resumed run)
     sched.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.005)
+
+
+def test_resume_auto_starts_fresh_or_continues(tmp_path):
+    from nmt.checkpoint import resolve_resume
+
+    assert resolve_resume("auto", tmp_path) is None  # a first (or never checkpointed) job
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_resume(True, tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints/last.pt").write_bytes(b"x")
+    assert resolve_resume("auto", tmp_path) == tmp_path / "checkpoints/last.pt"  # a requeued job
