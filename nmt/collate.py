@@ -23,29 +23,41 @@ def arrow_table(split):
 
 
 class ArrowPairs(Dataset):
-    """A prepared split; `__getitems__` reads a whole batch from Arrow in one `take`."""
+    """A prepared split, read row by row from the (memory-mapped) Arrow chunks of its id columns.
+
+    Each row is a slice of a chunk's values between two offsets, so a batch touches only its
+    own rows' pages: Arrow's `take` on a chunked list column would concatenate the whole column
+    first (all of it read, and copied, for every batch: 10 ms and +190 MB at 1M pairs)."""
 
     def __init__(self, split):
-        self.table = arrow_table(split).select(["src_ids", "tgt_ids"])  # not the text: less to read
+        table = arrow_table(split)
+        self.n = table.num_rows
+        self.sides = []  # per side: per chunk (offsets, values) as zero-copy numpy views
+        for name in ("src_ids", "tgt_ids"):
+            chunks = table.column(name).chunks
+            self.sides.append([(c.offsets.to_numpy(), c.values.to_numpy()) for c in chunks])
+        self.chunk_starts = np.cumsum([0] + [len(c) for c in table.column("src_ids").chunks])
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return self.n
 
     def __getitem__(self, i: int) -> Example:
         return self.__getitems__([i])[0]
 
     def __getitems__(self, indices: list[int]) -> list[Example]:
-        rows = self.table.take(indices)
-        out = []
-        sides = []
-        for name in ("src_ids", "tgt_ids"):
-            col = rows.column(name).combine_chunks()
-            values = torch.from_numpy(col.values.to_numpy(zero_copy_only=False).astype(np.int64))
-            lengths = np.diff(col.offsets.to_numpy()).tolist()
-            sides.append(torch.split(values, lengths))
-        for i, s, t in zip(indices, sides[0], sides[1]):
-            out.append((i, s, t))
-        return out
+        idx = np.asarray(indices, dtype=np.int64)
+        if len(idx) and (idx.min() < 0 or idx.max() >= self.n):
+            raise IndexError(f"index out of range for a split of {self.n} rows")
+        chunk = np.searchsorted(self.chunk_starts, idx, side="right") - 1
+        local = idx - self.chunk_starts[chunk]
+        rows = []
+        for side in self.sides:
+            ids = []
+            for c, r in zip(chunk.tolist(), local.tolist()):
+                offsets, values = side[c]
+                ids.append(torch.from_numpy(values[offsets[r]:offsets[r + 1]].astype(np.int64)))
+            rows.append(ids)
+        return [(i, s, t) for i, s, t in zip(idx.tolist(), rows[0], rows[1])]
 
 
 @dataclass

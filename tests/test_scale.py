@@ -5,6 +5,7 @@ import json
 import datasets
 import numpy as np
 import pyarrow as pa
+import torch
 
 from conftest import make_cfg, write_lines
 from nmt.prepare import first_occurrences, prepare
@@ -67,3 +68,27 @@ def test_dedup_drops_repeated_pairs_keeps_the_first_and_counts_them(tmp_path):
     _, meta_all, (src_all, _) = load_prepared(tmp_path / "all")
     assert meta_all["dropped"]["duplicate"] == 0 and meta_all["counts"]["train"] == 7 and "c" in src_all.stoi
     assert json.loads((tmp_path / "dedup" / "meta.json").read_text())["config"]["preprocess"]["dedup"] is True
+
+
+def test_arrow_pairs_reads_rows_across_chunks_and_shards(tmp_path):
+    from nmt.collate import ArrowPairs
+    from nmt.encode import SCHEMA, encode_chunk
+    from nmt.vocab import TokenVocab
+    from collections import Counter
+
+    words = [f"w{i}" for i in range(50)]
+    vocab = TokenVocab.build("word", Counter(words))
+    rng = np.random.default_rng(0)
+    sentences = [" ".join(rng.choice(words, rng.integers(0, 9))) for _ in range(700)]
+    writer = ArrowSplitWriter(tmp_path / "train", SCHEMA, shard_bytes=6000)
+    for start in range(0, 700, 70):  # 10 record batches over several shards
+        writer.write(encode_chunk(vocab, vocab, sentences[start:start + 70], sentences[start:start + 70], 128))
+    writer.close("fp")
+    write_split_index(tmp_path, ["train"])
+    split = datasets.load_from_disk(str(tmp_path))["train"]
+    assert len(list((tmp_path / "train").glob("*.arrow"))) > 1
+    for view in (split, split.select(rng.permutation(700)[:300])):
+        pairs = ArrowPairs(view)
+        idx = rng.integers(0, len(view), 100).tolist()
+        for (i, src, tgt), row in zip(pairs.__getitems__(idx), (view[j] for j in idx)):
+            assert src.tolist() == row["src_ids"] and tgt.tolist() == row["tgt_ids"] and src.dtype == torch.int64
