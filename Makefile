@@ -6,7 +6,7 @@ MULTI30K ?= ../shared/data/multi30k
 DEMO_MINUTES ?= 10
 DEMO_DIR ?= outputs/demo
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench bench-scale
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build on this machine's disk, not a multi-GB CUDA build
@@ -32,3 +32,8 @@ bench: setup
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/translate.py
+	$(BIN)/python bench/serve.py
+
+# 10M pairs: about 15 minutes and 12 GB of disk under /tmp
+bench-scale: setup
+	$(BIN)/python bench/scale.py

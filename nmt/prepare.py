@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -59,7 +60,8 @@ def clean_train_split(read: ChunkReader, cfg: DictConfig, work: Path, unit_count
     dedup = cfg.preprocess.dedup
     count = unit_counter(unit_counting)
     with open(files[0], "w", encoding="utf-8") as fs, open(files[1], "w", encoding="utf-8") as ft, \
-            open(work / "train.hashes", "wb") as fh, tqdm(desc="clean train", unit=" pairs", file=sys.stderr) as bar:
+            (open(work / "train.hashes", "wb") if dedup else contextlib.nullcontext()) as fh, \
+            tqdm(desc="clean train", unit=" pairs", file=sys.stderr) as bar:
         for raw in read():
             src, tgt = clean_chunk(raw, cfg.preprocess, True, drops)
             if src:
