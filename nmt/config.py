@@ -193,14 +193,14 @@ class ServeConfig:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    max_wait_ms: float = 5.0  # gather concurrent requests this long before decoding them together
+    max_wait_ms: float = 2.0  # under concurrent traffic, gather requests this long before decoding them together
     max_batch_sentences: int = 64  # sentences decoded in one batched search; 1 = batching off
     max_batch_tokens: int = 4000  # source tokens in one batch
     max_sentences: int = 64  # per request (413 above)
     max_chars: int = 1000  # per sentence (413 above)
     max_beam_size: int = 10  # the largest beam_size a request may ask for (422 above)
     max_body_bytes: int = 1000000  # request body (413 above)
-    threads: int = 0  # torch CPU threads; 0 = torch's default (all cores)
+    threads: int = 0  # torch CPU threads for decoding; 0 = all cores but one (left to the HTTP loop)
     graceful_seconds: int = 30  # on SIGTERM, wait this long for requests in flight
     log_level: str = "info"
 

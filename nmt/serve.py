@@ -17,6 +17,7 @@ SIGTERM (or Ctrl-C) stops accepting connections and finishes the requests in fli
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 import time
@@ -83,6 +84,7 @@ class DynamicBatcher:
         self.carry: Pending | None = None  # a request that did not fit the previous batch
         self.stats = {"requests": 0, "sentences": 0, "batches": 0, "largest_batch": 0}
         self.task: asyncio.Task | None = None
+        self.last_batch_requests = 0  # > 1: there is concurrent traffic worth waiting for
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())
@@ -114,7 +116,9 @@ class DynamicBatcher:
     async def _gather(self) -> list[Pending]:
         first = await self._next(None)
         batch, n, tokens = [first], len(first.sources), sum(map(len, first.sources))
-        deadline = time.perf_counter() + self.max_wait
+        # requests queued while the model was busy always join; waiting for more pays only under
+        # concurrent traffic (the last batch held several requests): a lone client is never delayed
+        deadline = time.perf_counter() + (self.max_wait if self.last_batch_requests > 1 else 0.0)
         while n < self.max_sentences:
             item = await self._next(deadline - time.perf_counter())
             if item is None:
@@ -125,6 +129,7 @@ class DynamicBatcher:
                 break
             batch.append(item)
             n, tokens = n + size, tokens + item_tokens
+        self.last_batch_requests = len(batch)
         return batch
 
     async def _run(self) -> None:
@@ -256,8 +261,8 @@ def run(cfg: DictConfig) -> None:
     from nmt.translate import load_translator
 
     check_config(cfg)
-    if cfg.serve.threads:
-        torch.set_num_threads(cfg.serve.threads)
+    # decoding threads: by default all cores but one, which the HTTP event loop keeps for itself
+    torch.set_num_threads(cfg.serve.threads or max(1, (os.cpu_count() or 1) - 1))
     translator = load_translator(cfg)
     translator.translate(["warm up"])  # the first call allocates; do it before the first client waits
     app = create_app(translator, cfg.serve)
