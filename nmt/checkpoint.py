@@ -104,7 +104,7 @@ def load_checkpoint(path: Path) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # truncated zip, bad pickle, ...: torch raises many kinds
-        raise _damaged(path, f"torch.load failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})") from None
+        raise _damaged(path, f"torch.load failed ({type(err).__name__}: {first_sentence(str(err))})") from None
     if not isinstance(ckpt, dict) or ckpt.get("checkpoint_version") not in READABLE_VERSIONS:
         version = ckpt.get("checkpoint_version") if isinstance(ckpt, dict) else None
         raise CheckpointError(f"{path}: not an nmt checkpoint this version reads (checkpoint_version {version}, "
@@ -141,6 +141,12 @@ def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu"):
     model = build_model(model_cfg, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id)
     model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), src_vocab, tgt_vocab, model_cfg
+
+
+def first_sentence(message: str, limit: int = 120) -> str:
+    """The first line of an error message, up to its first full stop (or `limit` characters)."""
+    line = (message.splitlines() or [""])[0]
+    return line[:line.find(". ") + 1] if 0 <= line.find(". ") < limit else line[:limit]
 
 
 def rng_states() -> dict:

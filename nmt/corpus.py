@@ -110,6 +110,9 @@ def read_parallel(src_path: Path, tgt_path: Path, chunk_size: int = 20000) -> It
         while True:
             raw_s = _read_raw(fs, src_path, chunk_size, n + 1)
             raw_t = _read_raw(ft, tgt_path, chunk_size, n + 1)
+            # decode first: a wrong encoding (UTF-16's NUL bytes) also breaks the line count, and
+            # is the error worth naming
+            src, tgt = decode_lines(raw_s, src_path, n + 1), decode_lines(raw_t, tgt_path, n + 1)
             if len(raw_s) != len(raw_t):
                 n_s = n + len(raw_s) + _count_rest(fs, src_path, n + len(raw_s) + 1)
                 n_t = n + len(raw_t) + _count_rest(ft, tgt_path, n + len(raw_t) + 1)
@@ -120,7 +123,7 @@ def read_parallel(src_path: Path, tgt_path: Path, chunk_size: int = 20000) -> It
                 )
             if not raw_s:
                 break
-            yield decode_lines(raw_s, src_path, n + 1), decode_lines(raw_t, tgt_path, n + 1)
+            yield src, tgt
             n += len(raw_s)
     if n == 0:
         raise CorpusError(f"empty corpus: {src_path} and {tgt_path} have no lines. Fix: point data.* at non-empty files")

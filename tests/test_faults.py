@@ -295,6 +295,15 @@ def test_7_nul_bytes_are_refused_with_file_and_line(tmp_path):
         prepare(make_cfg(f"data.root={raw}", f"prepared_dir={tmp_path}/p", "vocab=word"))
 
 
+def test_7_a_utf16_file_is_named_as_such_not_as_misaligned(tmp_path):
+    de = tmp_path / "de.txt"
+    de.write_bytes("Ein Hund\nZwei Katzen\n".encode("utf-16"))  # its line count differs from en.txt too
+    en = write_lines(tmp_path / "en.txt", ["A dog", "Two cats"])
+    with pytest.raises(CorpusError, match=r"de.txt:1: NUL byte.*iconv -f utf-16"):
+        prepare(make_cfg("data=files", f"data.files.train.src={de}", f"data.files.train.tgt={en}",
+                         f"prepared_dir={tmp_path}/p", "vocab=word"))
+
+
 def test_7_long_lines_are_not_cut_and_empty_lines_stay_empty(tiny_checkpoint, tmp_path, capsys):
     long_line = " ".join(["ein hund läuft"] * 60)  # 180 words, past max_len 128
     src = write_lines(tmp_path / "in.de", [TINY_DE[0], "", long_line, "   ", TINY_DE[1]])
