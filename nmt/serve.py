@@ -1,7 +1,7 @@
 """Entry point: an HTTP translation server (FastAPI + uvicorn) with dynamic batching.
 
     python -m nmt.serve ckpt=RUN/checkpoints/best.pt [serve.host=127.0.0.1 serve.port=8000]
-        [decode=beam decode.beam_size=5 decode.quantize=int8] [serve.max_wait_ms=5 serve.max_batch_sentences=64]
+        [decode=beam decode.beam_size=5 decode.quantize=int8] [serve.max_wait_ms=2 serve.max_batch_sentences=64 serve.threads=N]
 
     curl -s localhost:8000/translate -H 'content-type: application/json' -d '{"text": ["Ein Hund rennt."]}'
 
@@ -9,8 +9,8 @@ POST /translate {"text": "..." | ["...", ...], "beam_size": K?, "n_best": N?}
     -> {"translations": [{"text", "score", "n_best"?: [{"text", "score"}]}]}
 GET /health, GET /info, GET /docs (OpenAPI). Bad requests get a 4xx with {"error": ...}.
 
-Dynamic batching: requests that arrive while the model is busy, or within `max_wait_ms` of the
-first one, are decoded together in one batched search (up to `max_batch_sentences` sentences or
+Dynamic batching: requests that arrive while the model is busy, and under concurrent traffic
+those within `max_wait_ms` of the first one, are decoded together in one batched search (up to `max_batch_sentences` sentences or
 `max_batch_tokens` source tokens); each response gets exactly its own sentences back, in order.
 SIGTERM (or Ctrl-C) stops accepting connections and finishes the requests in flight.
 """
