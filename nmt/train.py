@@ -25,16 +25,13 @@ from nmt.checkpoint import (CheckpointError, load_checkpoint, remove_stale_tempo
                             rng_states_for_rank, rng_states_of_all_ranks, save_checkpoint, set_rng_states,
                             vocab_files)
 from nmt.collate import make_loader
+from nmt.divergence import DivergedError, divergence_message, loss_problem, weight_problem
 from nmt.distributed import DistInfo, agree_on_run_dir, init_distributed
 from nmt.model import build_model
 from nmt.plots import learning_curves
 from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
 from nmt.translator import Translator
 from nmt.validate import validate
-
-
-class DivergedError(RuntimeError):
-    """Training diverged (non-finite or exploding loss or weights); nothing after it was saved."""
 
 
 @dataclass
@@ -49,43 +46,6 @@ class Progress:
     bad_validations: int = 0
     last_validation_step: int = -1
     train_seconds: float = 0.0
-
-
-def loss_problem(loss: float, limit: float) -> str | None:
-    """Why a batch's per-token loss shows divergence, or None: not finite, or above `limit`."""
-    if not math.isfinite(loss):
-        return f"the training loss is {loss}"
-    if limit and loss > limit:
-        return f"the training loss {loss:.4g} exceeds {limit:.3g} (train.max_loss_factor x ln(target vocab))"
-    return None
-
-
-def weight_problem(model: torch.nn.Module, limit: float) -> str | None:
-    """Why the weights show divergence, or None: a NaN/inf, or a magnitude above `limit`."""
-    with torch.no_grad():
-        peaks = torch.stack([p.detach().abs().max().float() for p in model.parameters() if p.numel()])
-    worst = float(peaks.max())
-    if not math.isfinite(worst):
-        names = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
-        return f"the weights {names[:3]} hold NaN/inf"
-    if limit and worst > limit:
-        return f"a weight has magnitude {worst:.3g}, above train.max_weight={limit:.3g}"
-    return None
-
-
-def divergence_message(problem: str, step: int, tc, saved: dict[str, int], ckpt_dir: Path) -> str:
-    """One line: what diverged, which checkpoints are good and the fix that applies to this run."""
-    kept = ", ".join(f"{ckpt_dir / name} (step {s})" for name, s in sorted(saved.items())) \
-        or f"none (no checkpoint was due before it; train.checkpoint_every={tc.checkpoint_every})"
-    fixes = [f"lower train.lr (now {tc.lr:g}), e.g. train.lr={tc.lr / 10:g}"]
-    if tc.clip_grad_norm <= 0:
-        fixes.append("clip gradients, e.g. train.clip_grad_norm=1.0")
-    if tc.warmup_steps < 100 and tc.schedule in ("cosine", "warmup_decay"):
-        fixes.append(f"a longer train.warmup_steps (now {tc.warmup_steps})")
-    if tc.precision != "fp32":
-        fixes.append(f"train.precision=fp32 (now {tc.precision})")
-    return (f"training diverged at step {step}: {problem}; stopped without saving anything from it. "
-            f"Good checkpoints: {kept}. Fix: {'; '.join(fixes)}")
 
 
 def keep_step_checkpoint(ckpt_dir: Path, step: int, keep: int) -> None:

@@ -18,7 +18,8 @@ from nmt.config import ConfigError, check_config
 from nmt.corpus import CorpusError
 from nmt.prepare import prepare
 from nmt.store import atomic_dir, load_prepared, remove_stale_scratch
-from nmt.train import DivergedError, run as train
+from nmt.divergence import DivergedError
+from nmt.train import run as train
 from nmt.translate import run as translate
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
