@@ -9,7 +9,8 @@ sentences, one request at a time, until
 --requests requests in all are answered (a bounded loop). Every answer is checked against the
 offline translation of its sentence (Translator, same decoding options): `mismatched` counts
 answers that differ, `errors` non-200 replies or failed requests. Prints throughput
-(sentences/s), p50/p99 latency and the on/off throughput ratio; one JSON object last.
+(sentences/s), p50/p99 latency and the on/off throughput ratio, and the decoder's own
+sentences/s at batch 1 and 32 with no HTTP (what batching can gain at most); one JSON object last.
 """
 from __future__ import annotations
 
@@ -26,22 +27,17 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nmt import Translator  # noqa: E402
+from _common import newest_checkpoint  # noqa: E402  (bench/ is on sys.path when run as a script)
 from nmt.store import load_prepared  # noqa: E402
 
 ON: list[str] = []  # the defaults: serve.max_wait_ms=2, max_batch_sentences=64
 OFF = ["serve.max_wait_ms=0", "serve.max_batch_sentences=1"]
-
-
-def newest_checkpoint() -> Path:
-    found = sorted((ROOT / "outputs").glob("**/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        sys.exit("bench/serve.py: no outputs/**/checkpoints/best.pt. Fix: train one (make demo) or pass --ckpt")
-    return found[-1]
 
 
 def free_port() -> int:
@@ -141,6 +137,21 @@ async def load(url: str, sentences: list[str], expected: list[str], clients: int
             "p99_ms": round(float(np.percentile(lat, 99)), 1), "errors": errors, "mismatched": mismatched}
 
 
+def offline_batch_scaling(translator: Translator, sentences: list[str], sizes=(1, 32), n: int = 128) -> dict:
+    """The decoder alone, no HTTP: sentences/s when `n` test sentences (in corpus order, so
+    lengths mix as in the server's batches) are decoded in batches of each size. Their ratio
+    bounds what dynamic batching can gain on this machine."""
+    rates = {}
+    for size in sizes:
+        translator.decode_ids(translator.encode(sentences[:size])[0], translator.decode)  # warm-up
+        t0 = time.perf_counter()
+        for start in range(0, n, size):
+            translator.decode_ids(translator.encode(sentences[start:start + size])[0], translator.decode)
+        rates[str(size)] = round(n / (time.perf_counter() - t0), 1)
+    rates[f"batch{sizes[-1]}_vs_batch{sizes[0]}"] = round(rates[str(sizes[-1])] / rates[str(sizes[0])], 2)
+    return rates
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", type=Path, default=None)
@@ -150,14 +161,18 @@ def main() -> None:
     ap.add_argument("--on", nargs="*", default=ON, help="server overrides with batching on")
     ap.add_argument("--skip-off", action="store_true", help="only the batching-on server (for tuning)")
     args = ap.parse_args()
-    ckpt = args.ckpt or newest_checkpoint()
+    ckpt = args.ckpt or newest_checkpoint("bench/serve.py")
     offline = Translator.from_checkpoint(ckpt, decode=args.decode)
     dd, _, _ = load_prepared(Path(offline.info["prepared_dir"]))
     sentences = dd["test"]["src_text"]
     expected = offline.translate(sentences)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))  # as the server decodes (serve.threads=0)
+    scaling = offline_batch_scaling(offline, sentences)
+    print(f"offline decoding, sentences/s by batch size: {scaling}", file=sys.stderr)
     del offline
     decode = [f"decode={args.decode}"]
-    out = {"ckpt": str(ckpt), "decode": args.decode, "cpu_cores": os.cpu_count(), "on": [], "off": []}
+    out = {"ckpt": str(ckpt), "decode": args.decode, "cpu_cores": os.cpu_count(), "offline_sentences_per_s": scaling,
+           "on": [], "off": []}
     for name, extra in (("on", args.on), ("off", OFF))[:1 if args.skip_off else 2]:
         proc, url = start_server(ckpt, decode + extra)
         try:

@@ -21,15 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nmt.scoring import score_corpus  # noqa: E402
+from _common import newest_checkpoint  # noqa: E402  (bench/ is on sys.path when run as a script)
 from nmt.store import load_prepared  # noqa: E402
 from nmt.translator import Translator, decode_options  # noqa: E402
-
-
-def newest_checkpoint() -> Path:
-    found = sorted((ROOT / "outputs").glob("**/checkpoints/best.pt"), key=lambda p: p.stat().st_mtime)
-    if not found:
-        sys.exit("bench/translate.py: no outputs/**/checkpoints/best.pt. Fix: train one (make demo) or pass --ckpt")
-    return found[-1]
 
 
 def main() -> None:
@@ -38,7 +32,7 @@ def main() -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    ckpt = args.ckpt or newest_checkpoint()
+    ckpt = args.ckpt or newest_checkpoint("bench/translate.py")
     translators = {w: Translator.from_checkpoint(ckpt, quantize=None if w == "fp32" else w) for w in ("fp32", "int8")}
     dd, _, _ = load_prepared(Path(translators["fp32"].info["prepared_dir"]))
     split = dd[args.split]
