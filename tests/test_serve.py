@@ -182,3 +182,34 @@ def test_int8_model_loads_quantized_and_translates(tiny_checkpoint):
     assert same >= 10, same  # int8 rounding may flip a near-tie on this tiny model, not the bulk
     with pytest.raises(ValueError, match="int8"):
         Translator.from_checkpoint(tiny_checkpoint, quantize="int4")
+
+
+def test_batcher_never_delays_a_lone_request_but_waits_under_concurrent_traffic(tiny_checkpoint):
+    import asyncio
+
+    from nmt.serve import DynamicBatcher
+
+    tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
+    sources, _ = tr.encode(TINY_DE[:3])
+
+    async def scenario():
+        batcher = DynamicBatcher(tr, max_wait_ms=1000, max_batch_sentences=64, max_batch_tokens=4000)
+        batcher.start()
+        t0 = time.perf_counter()
+        await batcher.submit([sources[0]], 1, 1)  # alone: decoded at once, not after 1 s
+        alone = time.perf_counter() - t0
+        await asyncio.gather(*(batcher.submit([s], 1, 1) for s in sources))  # queued together: one batch
+        batches_after_pair = batcher.stats["batches"]
+        t0 = time.perf_counter()
+        first = asyncio.ensure_future(batcher.submit([sources[0]], 1, 1))
+        await asyncio.sleep(0.2)  # under traffic the batcher waits up to max_wait for company
+        late = asyncio.ensure_future(batcher.submit([sources[1]], 1, 1))
+        await asyncio.gather(first, late)
+        waited = time.perf_counter() - t0
+        await batcher.stop()
+        return alone, batches_after_pair, waited, batcher.stats["batches"]
+
+    alone, batches_after_pair, waited, batches = asyncio.run(scenario())
+    assert alone < 0.5
+    assert batches_after_pair == 2  # the lone request, then the three together
+    assert batches == 3 and waited >= 0.2  # the late request joined the first one's batch
