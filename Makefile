@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/python -m nmt.prepare data.root=$(MULTI30K)
 	$(BIN)/python -m nmt.train train.max_minutes=$(DEMO_MINUTES) hydra.run.dir=$(DEMO_DIR)
-	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR)/checkpoints/best.pt split=test decode=beam \
+	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR)/checkpoints/best.pt translate.split=test decode=beam \
 		plots.n_attention=3 hydra.run.dir=$(DEMO_DIR)/translate
 
 test: setup

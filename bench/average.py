@@ -16,17 +16,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nmt.average import average_checkpoints, checkpoints_to_average  # noqa: E402
-from nmt.checkpoint import save_checkpoint  # noqa: E402
+from nmt.averaging import average_checkpoints, checkpoints_to_average  # noqa: E402
 from nmt.scoring import score_corpus  # noqa: E402
 from nmt.store import load_prepared  # noqa: E402
-from nmt.translator import Translator, decode_options  # noqa: E402
+from nmt.inference.translator import Translator, search_options  # noqa: E402
 
 
 def scores(ckpt: Path, split, refs) -> dict:
     tr = Translator.from_checkpoint(ckpt)
     out = {}
-    for name, decode in (("greedy", decode_options("greedy")), ("beam5", decode_options("beam", beam_size=5))):
+    for name, decode in (("greedy", search_options("greedy")), ("beam5", search_options("beam", beam_size=5))):
         hyps = tr.detokenize(tr.translate_split(split, decode))
         out[name] = {s["name"]: round(s["score"], 2) for s in score_corpus(hyps, refs, ["bleu", "chrf"])}
     return out
@@ -45,7 +44,7 @@ def main() -> None:
     refs = [split["tgt_text"]]
     with tempfile.TemporaryDirectory() as tmp:
         avg = Path(tmp) / "avg.pt"
-        save_checkpoint(avg, average_checkpoints(paths))
+        average_checkpoints(paths).save(avg)
         out = {"run": str(args.run), "split": args.split, "averaged": [p.name for p in paths],
                "best": scores(best, split, refs), "average": scores(avg, split, refs)}
     out["singles"] = {p.name: scores(p, split, refs)["greedy"] for p in paths}

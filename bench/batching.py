@@ -23,7 +23,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 import nmt.config  # noqa: E402,F401
 from nmt.batching import LengthBatchSampler  # noqa: E402
 from nmt.collate import make_loader  # noqa: E402
-from nmt.prepare import prepare  # noqa: E402
+from nmt.preparation import prepare  # noqa: E402
 from nmt.store import load_prepared  # noqa: E402
 
 

@@ -48,7 +48,7 @@ def child(n_pairs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = MULTI30K if n_pairs == 0 else build_corpus(n_pairs, Path(tmp) / "raw")
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=[f"data.root={root}", f"prepared_dir={tmp}/prep", "force=true"])
+            cfg = compose("config", overrides=[f"data.root={root}", f"prepared_dir={tmp}/prep", "prepare.force=true"])
         t0 = time.perf_counter()
         prepare(cfg)
         prepare_s = time.perf_counter() - t0

@@ -126,7 +126,7 @@ def child_prepare(root: Path, prep: Path) -> dict:
     from nmt.store import load_prepared
 
     watch = RssWatch()
-    cfg = compose([f"data.root={root}", f"prepared_dir={prep}", "force=true", "preprocess.dedup=true"])
+    cfg = compose([f"data.root={root}", f"prepared_dir={prep}", "prepare.force=true", "preprocess.dedup=true"])
     t0 = time.perf_counter()
     prepare(cfg)
     seconds = time.perf_counter() - t0

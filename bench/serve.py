@@ -143,10 +143,10 @@ def offline_batch_scaling(translator: Translator, sentences: list[str], sizes=(1
     bounds what dynamic batching can gain on this machine."""
     rates = {}
     for size in sizes:
-        translator.decode_ids(translator.encode(sentences[:size])[0], translator.decode)  # warm-up
+        translator.translate_ids(translator.encode(sentences[:size])[0], translator.options)  # warm-up
         t0 = time.perf_counter()
         for start in range(0, n, size):
-            translator.decode_ids(translator.encode(sentences[start:start + size])[0], translator.decode)
+            translator.translate_ids(translator.encode(sentences[start:start + size])[0], translator.options)
         rates[str(size)] = round(n / (time.perf_counter() - t0), 1)
     rates[f"batch{sizes[-1]}_vs_batch{sizes[0]}"] = round(rates[str(sizes[-1])] / rates[str(sizes[0])], 2)
     return rates

@@ -30,9 +30,9 @@ import nmt.config  # noqa: E402,F401
 from nmt.batching import LengthBatchSampler  # noqa: E402
 from nmt.collate import make_loader  # noqa: E402
 from nmt.model import build_model  # noqa: E402
-from nmt.prepare import prepare  # noqa: E402
+from nmt.preparation import prepare  # noqa: E402
 from nmt.store import load_prepared  # noqa: E402
-from nmt.train import make_optimizer  # noqa: E402
+from nmt.training.optim import make_optimizer  # noqa: E402
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from nmt.scoring import score_corpus  # noqa: E402
 from _common import newest_checkpoint  # noqa: E402  (bench/ is on sys.path when run as a script)
 from nmt.store import load_prepared  # noqa: E402
-from nmt.translator import Translator, decode_options  # noqa: E402
+from nmt.inference.translator import Translator, search_options  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
     refs = [split["tgt_text"]]
     out = {"ckpt": str(ckpt), "sentences": len(split), "threads": torch.get_num_threads(),
            "model": {k: translators["fp32"].info["model"][k] for k in ("cell", "emb_dim", "hidden_dim", "attention")}}
-    searches = {"greedy": decode_options("greedy"), "beam5": decode_options("beam", beam_size=5)}
+    searches = {"greedy": search_options("greedy"), "beam5": search_options("beam", beam_size=5)}
     times: dict[str, list[float]] = {}
     hyps: dict[str, list] = {}
     for weights, tr in translators.items():  # warm-up

@@ -1,9 +1,13 @@
-"""Batch samplers over a prepared split: length buckets or a token budget; shuffled,
-deterministic per (seed, epoch), sharded per rank with equal counts, resumable mid-epoch."""
+"""Batching by length: the token budget (one rule, used by training's `kind=tokens` batches,
+the Translator's decoding batches, validation and the server's dynamic batcher) and the
+training batch sampler: length buckets or a token budget; shuffled, deterministic per (seed,
+epoch), sharded per rank with equal counts, resumable mid-epoch."""
 from __future__ import annotations
 
 import numpy as np
 from torch.utils.data import Sampler
+
+from nmt.config import BatchKind, Oversized, choice
 
 Batches = list[np.ndarray]  # each batch: the example indices it holds, a view into one index array
 
@@ -61,14 +65,21 @@ def token_batches(src_len: np.ndarray, tgt_len: np.ndarray, max_tokens: int, poo
     for start in range(0, n, pool):
         idx = perm[start:start + pool]
         idx = idx[np.lexsort((tgt_len[idx], src_len[idx], longest[idx]))]
-        batches += _cut_sorted(idx, longest[idx], max_tokens, oversized)
+        batches += cut_by_token_budget(idx, longest[idx], max_tokens, oversized)
     return batches
 
 
-def _cut_sorted(idx: np.ndarray, longest: np.ndarray, max_tokens: int, oversized: str) -> Batches:
-    """Cut examples sorted by ascending `longest` greedily into batches with
-    `len(batch) * longest[last] <= max_tokens` (the last is the longest: the sort). One Python
-    search per batch, not a step per example; examples over the budget come last, one batch each."""
+def fits_token_budget(n_sentences: int, longest: int, max_tokens: int) -> bool:
+    """The token budget: `n_sentences` padded to `longest` tokens hold at most `max_tokens`."""
+    return n_sentences * longest <= max_tokens
+
+
+def cut_by_token_budget(idx: np.ndarray, longest: np.ndarray, max_tokens: int,
+                        oversized: str = Oversized.single) -> Batches:
+    """Cut examples sorted by ascending `longest` greedily into batches that fit the token
+    budget (the last of a batch is its longest: the sort). One Python search per batch, not a
+    step per example; examples over the budget come last, one batch each (`oversized="single"`)
+    or raise (`"error"`)."""
     batches: Batches = []
     n, start = len(idx), 0
     fits = int(np.searchsorted(longest, max_tokens, side="right"))  # idx[:fits] are within the budget
@@ -78,7 +89,7 @@ def _cut_sorted(idx: np.ndarray, longest: np.ndarray, max_tokens: int, oversized
         lo, hi = start + 1, min(start + max(max_tokens // max(int(longest[start]), 1), 1), fits)
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if (mid - start) * int(longest[mid - 1]) <= max_tokens else (lo, mid - 1)
+            lo, hi = (mid, hi) if fits_token_budget(mid - start, int(longest[mid - 1]), max_tokens) else (lo, mid - 1)
         batches.append(idx[start:lo])
         start = lo
     if fits < n and oversized == "error":
@@ -88,6 +99,14 @@ def _cut_sorted(idx: np.ndarray, longest: np.ndarray, max_tokens: int, oversized
             "Fix: raise max_tokens, lower preprocess.max_len, or set train.batching.oversized=single")
     batches += [idx[i:i + 1] for i in range(fits, n)]
     return batches
+
+
+def decoding_batches(lengths: list[int], max_tokens: int) -> Batches:
+    """Indices of sentences to decode, in batches of similar length within the token budget
+    (for translation: sorted by length, no shuffling, nothing dropped)."""
+    lengths_arr = np.asarray(lengths, dtype=np.int64)
+    idx = np.argsort(lengths_arr, kind="stable")
+    return cut_by_token_budget(idx, lengths_arr[idx], max_tokens)
 
 
 def shard(batches: Batches, rank: int, world_size: int) -> Batches:
@@ -125,8 +144,8 @@ class LengthBatchSampler(Sampler[list[int]]):
     def __init__(self, src_len, tgt_len, kind: str = "bucket", batch_size: int = 64, max_tokens: int = 2000,
                  bucket_width: int = 1, pool_size: int = 1000, shuffle: bool = True, seed: int = 1,
                  oversized: str = "single", rank: int = 0, world_size: int = 1):
-        if kind not in ("bucket", "tokens"):
-            raise ValueError(f"batching.kind={kind!r}: use bucket or tokens")
+        kind = choice(BatchKind, kind, "train.batching.kind")
+        oversized = choice(Oversized, oversized, "train.batching.oversized")
         self.src_len = np.asarray(src_len, dtype=np.int32)  # 4 bytes an example: 40 MB a side at 10M
         self.tgt_len = np.asarray(tgt_len, dtype=np.int32)
         self.kind, self.batch_size, self.max_tokens = kind, batch_size, max_tokens
@@ -138,9 +157,9 @@ class LengthBatchSampler(Sampler[list[int]]):
     @classmethod
     def from_config(cls, split, cfg, rank: int = 0, world_size: int = 1, shuffle: bool | None = None):
         """Build from a prepared split (`src_len`/`tgt_len` columns) and `train.batching`."""
-        from nmt.collate import arrow_table
+        from nmt.store import split_table
 
-        table = arrow_table(split)
+        table = split_table(split)
         return cls(table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy(),
                    kind=cfg.kind, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
                    bucket_width=cfg.bucket_width, pool_size=cfg.pool_size,
@@ -156,7 +175,7 @@ class LengthBatchSampler(Sampler[list[int]]):
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1]
         rng = epoch_rng(self.seed, epoch) if self.shuffle else None
-        if self.kind == "bucket":
+        if self.kind == BatchKind.bucket:
             batches = bucket_batches(self.src_len, self.tgt_len, self.batch_size, self.bucket_width, rng)
         else:
             batches = token_batches(self.src_len, self.tgt_len, self.max_tokens, self.pool_size, rng, self.oversized)

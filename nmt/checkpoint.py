@@ -1,24 +1,199 @@
-"""Self-describing, atomically written checkpoints; a model and its vocabs rebuilt from one file."""
+"""The checkpoint file: one typed `Checkpoint` with a version, written atomically with a content
+hash, read back without running any code (`torch.load(weights_only=True)`), for inference
+(weights, configs, vocabularies) or for training (plus optimizer, schedule, sampler and RNG
+states). Every writer and reader of `.pt` files in nmt uses it.
+
+A file holds only tensors, plain containers, numbers, strings and bytes: configs as plain
+dicts, vocabularies as the bytes of their files. Files written before version 3 hold NumPy's
+RNG state as an array; NumPy's array reconstruction is the one global allowed besides, so they
+still load.
+"""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
-import random
+import shutil
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
-from nmt.vocab import load_vocabs
-
-CHECKPOINT_VERSION = 2  # 2: a content hash over the whole payload (`content_sha256`)
-READABLE_VERSIONS = (1, 2)
+CHECKPOINT_VERSION = 3  # 3: typed fields, plain containers only; 2: content hash; 1: first
+READABLE_VERSIONS = (1, 2, 3)
+_NUMPY_CORE = getattr(np, "_core", None) or np.core
+# what version-1/2 files need beyond tensors and containers: NumPy's RNG state array
+LEGACY_SAFE_GLOBALS = [_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing, damaged or unusable: the message names the file and the fix."""
+    """A checkpoint that is missing, damaged, unsafe or unusable: the message names the file and the fix."""
+
+
+@dataclass
+class TrainingState:
+    """What resuming needs besides the weights: state dicts of the optimizer, the learning-rate
+    schedule, the grad scaler and the batch sampler, and every rank's RNG states."""
+
+    optimizer: dict
+    scheduler: dict
+    scaler: dict
+    sampler: dict
+    rng_per_rank: list
+
+
+@dataclass
+class Checkpoint:
+    """A model and everything needed to use it: weights, model config, the vocabulary files,
+    the preprocessing of its training data, languages, where its data was prepared, the
+    training progress; for a training checkpoint also the train config and `training`
+    state. An averaged checkpoint has `training=None` and `averaged_from`."""
+
+    weights: dict
+    model_config: dict
+    vocab_files: dict
+    preprocess: dict
+    languages: dict
+    prepared: dict  # {dir, format_version, special_ids, vocab: {kind, joint, src_size, tgt_size}}
+    n_params: int
+    progress: dict = field(default_factory=dict)  # the trainer's Progress as a dict
+    train_config: dict | None = None
+    training: TrainingState | None = None
+    averaged_from: list | None = None
+    version: int = CHECKPOINT_VERSION
+
+    # ------------------------------------------------------------------ writing
+
+    def payload(self) -> dict:
+        """The plain dict stored on disk (without version and hash)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "version"}
+        data["training"] = dataclasses.asdict(self.training) if self.training is not None else None
+        return data
+
+    def save(self, path: Path) -> None:
+        """Write to a scratch file beside `path`, then rename: a crash never leaves half a file.
+        The file carries a content hash that `load` verifies; non-finite weights are refused,
+        so no checkpoint ever holds them."""
+        from nmt.atomic import atomic_file
+
+        path = Path(path)
+        bad = non_finite_weights(self.weights)
+        if bad:
+            raise CheckpointError(f"{path}: not saved: the weights {bad[:3]} hold NaN/inf")
+        payload = self.payload()
+        with atomic_file(path) as tmp:
+            torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload,
+                        "content_sha256": content_hash(payload)}, tmp)
+
+    # ------------------------------------------------------------------ reading
+
+    @classmethod
+    def load(cls, path: Path, for_training: bool = False) -> "Checkpoint":
+        """Read and verify `path`: no code runs (weights_only), the content hash matches, the
+        weights are finite; `for_training` also requires the training state. Raises
+        CheckpointError (one line: the file, what is wrong, the fix)."""
+        path = Path(path)
+        raw = _read(path)
+        version = raw.get("checkpoint_version") if isinstance(raw, dict) else None
+        if version not in READABLE_VERSIONS:
+            raise CheckpointError(f"{path}: not an nmt checkpoint this version reads (checkpoint_version {version}, "
+                                  f"reads {READABLE_VERSIONS}). Fix: pass a checkpoint written by nmt.train")
+        stored = raw.pop("content_sha256", None)
+        payload = {k: v for k, v in raw.items() if k != "checkpoint_version"}
+        if version >= 2 and stored != content_hash(payload):
+            raise _damaged(path, "its content does not match the hash stored when it was written")
+        ckpt = cls._from_payload(payload, version)
+        bad = non_finite_weights(ckpt.weights)
+        if bad:
+            raise _damaged(path, f"NaN/inf in the weights {bad[:3]}")
+        if for_training and ckpt.training is None:
+            raise CheckpointError(f"{path}: holds weights only (an averaged checkpoint?), no optimizer or "
+                                  "sampler state to resume from. Fix: train.resume=RUN_DIR (its checkpoints/last.pt)")
+        return ckpt
+
+    @classmethod
+    def _from_payload(cls, p: dict, version: int) -> "Checkpoint":
+        if version >= 3:
+            training = TrainingState(**p["training"]) if p.get("training") is not None else None
+            return cls(**{**p, "training": training}, version=version)
+        # versions 1 and 2: flat keys
+        training = None
+        if "optimizer" in p:
+            training = TrainingState(p["optimizer"], p["scheduler"], p["scaler"], p["sampler"],
+                                     p.get("rng_per_rank") or [p["rng"]])
+        return cls(weights=p["model"], model_config=p["model_cfg"], vocab_files=p["vocab_files"],
+                   preprocess=p.get("preprocess") or {}, languages=p.get("languages") or {},
+                   prepared=p["prepared"], n_params=p.get("n_params") or 0, progress=p.get("progress") or {},
+                   train_config=p.get("train_cfg"), training=training, averaged_from=p.get("averaged_from"),
+                   version=version)
+
+    # ------------------------------------------------------------------ using
+
+    def vocabs(self):
+        """(source, target) vocabularies rebuilt from the stored files."""
+        from nmt.vocab import load_vocabs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, blob in self.vocab_files.items():
+                (Path(tmp) / name).write_bytes(blob)
+            return load_vocabs(Path(tmp))  # spm models are read into memory here
+
+    def build_model(self, src_size: int, tgt_size: int, pad_id: int, device="cpu") -> torch.nn.Module:
+        """The model with these weights, in eval mode, on `device`."""
+        from omegaconf import OmegaConf
+
+        from nmt.model import build_model
+
+        model = build_model(OmegaConf.create(self.model_config), src_size, tgt_size, pad_id)
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+    def vocab_fingerprint(self) -> str:
+        """sha256 over the vocabulary files: equal fingerprints, equal id mappings."""
+        h = hashlib.sha256()
+        _feed(h, self.vocab_files)
+        return h.hexdigest()
+
+    def info(self) -> dict:
+        """What `Translator.info` and the server's /info report."""
+        vocab = self.prepared.get("vocab", {})
+        metric = (self.train_config or {}).get("early_stopping_metric")
+        return {"model": self.model_config, "n_params": self.n_params,
+                "vocab": {"kind": vocab.get("kind"), "src_size": vocab.get("src_size"), "tgt_size": vocab.get("tgt_size")},
+                "languages": self.languages or None, "step": self.progress.get("step"),
+                "best_valid": {"metric": metric, "score": self.progress.get("best_score"),
+                               "step": self.progress.get("best_step")},
+                "averaged_from": self.averaged_from, "prepared_dir": self.prepared.get("dir")}
+
+
+def _read(path: Path) -> dict:
+    """torch.load under weights_only: a pickle that would call anything else is refused before
+    any of it runs."""
+    import pickle
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint. Fix: pass ckpt=RUN_DIR/checkpoints/best.pt of a training run")
+    try:
+        with torch.serialization.safe_globals(LEGACY_SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Weights only load failed" not in str(err):
+            raise _damaged(path, f"torch.load failed ({type(err).__name__}: {first_sentence(str(err))})") from None
+        try:
+            names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # not a torch archive at all
+            names = []
+        if not names:
+            raise _damaged(path, "not a torch checkpoint archive") from None
+        found = ", ".join(names[:5])
+        raise CheckpointError(
+            f"{path}: refused: the file would call {found} when loaded, and a checkpoint may hold only tensors, "
+            "numbers, strings, bytes and containers (nmt never writes anything else; a file that does can run "
+            "code). Nothing of it was run. Fix: use a checkpoint written by nmt.train") from None
+    except Exception as err:  # truncated zip, bad archive, ...: torch raises many kinds
+        raise _damaged(path, f"torch.load failed ({type(err).__name__}: {first_sentence(str(err))})") from None
 
 
 def _feed(h, obj) -> None:
@@ -60,87 +235,11 @@ def non_finite_weights(state: dict) -> list[str]:
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
-def save_checkpoint(path: Path, payload: dict) -> None:
-    """Write to a temporary file beside `path`, then rename: a crash never leaves half a file.
-    The file carries a content hash that `load_checkpoint` verifies; non-finite weights are
-    refused, so no checkpoint ever holds them."""
-    path = Path(path)
-    bad = non_finite_weights(payload.get("model", {}))
-    if bad:
-        raise CheckpointError(f"{path}: not saved: the weights {bad[:3]} hold NaN/inf")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save({"checkpoint_version": CHECKPOINT_VERSION, **payload,
-                    "content_sha256": content_hash(payload)}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(ckpt_dir: Path) -> int:
-    """Delete `.NAME.*.tmp` files that a killed save left in a checkpoint folder; return the count."""
-    stale = list(Path(ckpt_dir).glob(".*.pt.*.tmp")) if Path(ckpt_dir).is_dir() else []
-    for f in stale:
-        f.unlink(missing_ok=True)
-    return len(stale)
-
-
 def _damaged(path: Path, what: str) -> CheckpointError:
     others = sorted(p.name for p in path.parent.glob("*.pt") if p != path)
     hint = f" ({', '.join(others)} in the same folder)" if others else ""
     return CheckpointError(f"{path}: damaged checkpoint: {what}. Fix: use another checkpoint of the run{hint}, "
                            "e.g. checkpoints/best.pt or an earlier one, or train again")
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load and verify a checkpoint: its content hash and finite weights. Raises CheckpointError
-    (one line: the file, what is wrong, the fix) for a missing, truncated or altered file."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint. Fix: pass ckpt=RUN_DIR/checkpoints/best.pt of a training run")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # truncated zip, bad pickle, ...: torch raises many kinds
-        raise _damaged(path, f"torch.load failed ({type(err).__name__}: {first_sentence(str(err))})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("checkpoint_version") not in READABLE_VERSIONS:
-        version = ckpt.get("checkpoint_version") if isinstance(ckpt, dict) else None
-        raise CheckpointError(f"{path}: not an nmt checkpoint this version reads (checkpoint_version {version}, "
-                              f"reads {READABLE_VERSIONS}). Fix: pass a checkpoint written by nmt.train")
-    stored = ckpt.pop("content_sha256", None)
-    if ckpt["checkpoint_version"] >= 2:
-        payload = {k: v for k, v in ckpt.items() if k != "checkpoint_version"}
-        if stored != content_hash(payload):
-            raise _damaged(path, "its content does not match the hash stored when it was written")
-    bad = non_finite_weights(ckpt.get("model", {}))
-    if bad:
-        raise _damaged(path, f"NaN/inf in the weights {bad[:3]}")
-    return ckpt
-
-
-def vocab_files(vocab_dir: Path) -> dict[str, bytes]:
-    """The vocab folder's files, stored in the checkpoint so it alone can rebuild the vocabs."""
-    return {p.name: p.read_bytes() for p in sorted(Path(vocab_dir).iterdir()) if p.is_file()}
-
-
-def vocabs_from_checkpoint(ckpt: dict):
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, blob in ckpt["vocab_files"].items():
-            (Path(tmp) / name).write_bytes(blob)
-        return load_vocabs(Path(tmp))  # spm models are read into memory here
-
-
-def model_from_checkpoint(ckpt: dict, device: str | torch.device = "cpu"):
-    """(model in eval mode, src vocab, tgt vocab, model config) from a loaded checkpoint."""
-    from nmt.model import build_model
-
-    src_vocab, tgt_vocab = vocabs_from_checkpoint(ckpt)
-    model_cfg = OmegaConf.create(ckpt["model_cfg"])
-    model = build_model(model_cfg, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id)
-    model.load_state_dict(ckpt["model"])
-    return model.to(device).eval(), src_vocab, tgt_vocab, model_cfg
 
 
 def first_sentence(message: str, limit: int = 120) -> str:
@@ -149,44 +248,22 @@ def first_sentence(message: str, limit: int = 120) -> str:
     return line[:line.find(". ") + 1] if 0 <= line.find(". ") < limit else line[:limit]
 
 
-def rng_states() -> dict:
-    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
+def vocab_files(vocab_dir: Path) -> dict[str, bytes]:
+    """The vocab folder's files, stored in the checkpoint so it alone can rebuild the vocabs."""
+    return {p.name: p.read_bytes() for p in sorted(Path(vocab_dir).iterdir()) if p.is_file()}
 
 
-def rng_states_of_all_ranks() -> list[dict]:
-    """Every rank's RNG states, indexed by rank (a collective under torchrun: all ranks call it)."""
-    import torch.distributed as dist
-
-    local = rng_states()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return [local]
-    states: list = [None] * dist.get_world_size()
-    dist.all_gather_object(states, local)
-    return states
-
-
-def rng_states_for_rank(ckpt: dict, rank: int, world_size: int) -> tuple[dict, str | None]:
-    """The RNG states this rank resumes with, and a note when they cannot be its own (a
-    checkpoint of another world size, or one from before per-rank states were stored)."""
-    per_rank = ckpt.get("rng_per_rank")
-    if per_rank and len(per_rank) == world_size:
-        return per_rank[rank], None
-    if world_size == 1 and not per_rank:
-        return ckpt["rng"], None
-    saved = len(per_rank) if per_rank else "an unknown number of"
-    return ckpt["rng"], (f"the checkpoint holds the RNG states of {saved} process(es), this run has {world_size}: "
-                         "resuming with rank 0's states (the run continues, but not bit-exactly)")
-
-
-def set_rng_states(states: dict) -> None:
-    torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+def keep_step_copy(ckpt_dir: Path, step: int, keep: int) -> None:
+    """Keep `last.pt` also as `step_NNNNNNNN.pt` (a hard link: no copy) and delete all but the
+    newest `keep` of those: the inputs of `nmt.average average.last_n=K`."""
+    kept = ckpt_dir / f"step_{step:08d}.pt"
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(ckpt_dir / "last.pt", kept)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(ckpt_dir / "last.pt", kept)
+    for old in sorted(ckpt_dir.glob("step_*.pt"))[:-keep]:
+        old.unlink()
 
 
 def resolve_resume(resume, run_dir: Path) -> Path | None:
@@ -207,4 +284,3 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
             f"train.resume={resume}: {target} does not exist. Fix: train.resume=RUN_DIR of an earlier run "
             "(outputs/DATE/TIME) or the path of its checkpoints/last.pt")
     return target
-

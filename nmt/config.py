@@ -1,11 +1,18 @@
-"""Typed schemas for every Hydra config group, registered in ConfigStore.
+"""The configuration: one typed schema for every program, its defaults, and every rule on it.
 
-The root config (`conf/config.yaml`) starts from the `config_schema` node stored
-here, so a key that does not exist or a value of the wrong type fails when Hydra
-composes the config, before any work starts.
+Defaults live here, in the dataclasses, and nowhere else: the YAML files under `conf/` only
+say what a group option changes (`model=lstm` sets `cell: lstm`). Every choice is an Enum, so
+Hydra refuses an unknown value when it composes the config; `check_config` then refuses keys
+the schema does not have, values out of range, and combinations of fields that do not go
+together. Nothing downstream checks a config value again.
+
+Per-program keys are grouped (`translate.input`, `evaluate.hyp`, `average.last_n`, ...); the
+old flat spellings (`input=`, `hyp=`, ...) still work for one release, with a note
+(`upgrade_deprecated_keys`).
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -13,14 +20,13 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-
 # conf/ beside the package: an absolute path, so `python -m nmt.X` and the nmt-X console scripts
 # find the same configs (Hydra would read a relative path as a Python module under a script)
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
 class StrEnum(str, Enum):
-    """An Enum whose members print (and interpolate in configs) as their value."""
+    """An Enum whose members compare equal to, print and interpolate as their value."""
 
     def __str__(self) -> str:
         return self.value
@@ -38,10 +44,91 @@ class VocabKind(StrEnum):
     spm = "spm"
 
 
+class SpmModelType(StrEnum):
+    bpe = "bpe"
+    unigram = "unigram"
+
+
 class Normalization(StrEnum):
     NFC = "NFC"
     NFKC = "NFKC"
     none = "none"
+
+
+class Cell(StrEnum):
+    rnn = "rnn"
+    gru = "gru"
+    lstm = "lstm"
+
+
+class AttentionKind(StrEnum):
+    none = "none"
+    luong = "luong"
+    bahdanau = "bahdanau"
+
+
+class BatchKind(StrEnum):
+    bucket = "bucket"  # a fixed number of sentences of similar lengths
+    tokens = "tokens"  # a token budget
+
+
+class Oversized(StrEnum):
+    single = "single"  # an example over the token budget gets a batch of its own
+    error = "error"
+
+
+class OptimizerKind(StrEnum):
+    adam = "adam"
+    adamw = "adamw"
+
+
+class Schedule(StrEnum):
+    plateau = "plateau"
+    warmup_decay = "warmup_decay"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class StopMetric(StrEnum):
+    bleu = "bleu"
+    loss = "loss"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Precision(StrEnum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class SearchKind(StrEnum):
+    greedy = "greedy"
+    beam = "beam"
+
+
+class Quantize(StrEnum):
+    none = "none"
+    int8 = "int8"
+
+
+class Metric(StrEnum):
+    bleu = "bleu"
+    chrf = "chrf"
+    ter = "ter"
+
+
+class LogLevel(StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
 
 
 @dataclass
@@ -57,7 +144,7 @@ class SplitFiles:
 class DataConfig:
     kind: DataKind = DataKind.multi30k
     name: str = "multi30k"  # used in the default prepared_dir
-    root: str = "data/raw/multi30k"
+    root: str = "data/raw/multi30k"  # downloaded here when the files are absent; offline: ../shared/data/multi30k
     src_lang: str = "de"
     tgt_lang: str = "en"
     # split name in the stored DatasetDict -> file prefix (multi30k) or HF split name (hf)
@@ -94,11 +181,11 @@ class VocabConfig:
     kind: VocabKind = VocabKind.spm
     joint: bool = False  # true: one vocabulary for both languages (shared ids)
     # word / char
-    min_freq: int = 1
+    min_freq: int = 1  # rarer units map to UNK
     max_size: int = 0  # 0 = no limit (specials not counted)
-    # spm
-    model_type: str = "bpe"  # bpe | unigram
-    vocab_size: int = 3000
+    # spm; 3k + 3k beat 5k + 5k on Multi30k (val BLEU, 10-minute runs)
+    model_type: SpmModelType = SpmModelType.bpe
+    vocab_size: int = 3000  # per language (joint: in all)
     character_coverage: float = 1.0
     input_sentence_size: int = 1000000  # sentences sampled (shuffled, seeded) to train spm; bounds its memory; 0 = all
     seed: int = 1234
@@ -107,30 +194,32 @@ class VocabConfig:
 
 @dataclass
 class ModelConfig:
-    cell: str = "gru"  # rnn | gru | lstm
+    """Reference size: bidirectional 1-layer GRU encoder, 1-layer GRU decoder with attention."""
+
+    cell: Cell = Cell.gru
     emb_dim: int = 256
-    hidden_dim: int = 256
+    hidden_dim: int = 256  # per direction in the encoder
     enc_layers: int = 1
     dec_layers: int = 1
     bidirectional: bool = True
-    dropout: float = 0.2
+    dropout: float = 0.2  # between layers and before the output projection
     emb_dropout: float = 0.2
-    attention: str = "luong"  # none | bahdanau | luong
+    attention: AttentionKind = AttentionKind.luong
     input_feeding: bool = False  # luong: feed the previous attentional vector into the decoder RNN
-    tie_embeddings: bool = True  # target embedding = output projection
+    tie_embeddings: bool = True  # target embedding = output projection: 8+ BLEU sooner on Multi30k
     share_embeddings: bool = False  # source embedding = target embedding (joint vocab only)
 
 
 @dataclass
 class BatchingConfig:
-    kind: str = "bucket"  # bucket | tokens
+    kind: BatchKind = BatchKind.bucket
     batch_size: int = 64  # sentences per batch (bucket)
     max_tokens: int = 2000  # batch_size x longest padded sequence (tokens)
     bucket_width: int = 1  # length range covered by one bucket key
     pool_size: int = 1000  # tokens: about this many batches of examples are sorted together
     shuffle: bool = True
     seed: int = 1
-    oversized: str = "single"  # tokens: an example over max_tokens gets its own batch | error
+    oversized: Oversized = Oversized.single
     num_workers: int = 0
 
 
@@ -139,8 +228,8 @@ class TrainConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     max_epochs: int = 30
     max_steps: int = 0  # 0 = no limit
-    max_minutes: float = 0.0  # 0 = no limit
-    optimizer: str = "adam"  # adam | adamw
+    max_minutes: float = 0.0  # time budget; 0 = no limit
+    optimizer: OptimizerKind = OptimizerKind.adam
     lr: float = 0.002
     weight_decay: float = 0.0
     clip_grad_norm: float = 1.0
@@ -150,18 +239,18 @@ class TrainConfig:
     max_loss_factor: float = 5.0
     max_weight: float = 1.0e4
     label_smoothing: float = 0.1
-    schedule: str = "cosine"  # plateau | warmup_decay | cosine | constant
+    schedule: Schedule = Schedule.cosine  # cosine: warmup, then decay to min_lr over the budget
     warmup_steps: int = 200
     plateau_factor: float = 0.5
     plateau_patience: int = 1
     min_lr: float = 1e-5
-    teacher_forcing: float = 1.0
+    teacher_forcing: float = 1.0  # probability of feeding the gold previous token
     teacher_forcing_decay: bool = False  # decay the ratio linearly to teacher_forcing_min over training
     teacher_forcing_min: float = 0.5
     validate_every: int = 0  # steps; 0 = once per epoch
     val_bleu: bool = True
     val_max_sentences: int = 0  # 0 = whole valid split
-    early_stopping_metric: str = "bleu"  # bleu | loss
+    early_stopping_metric: StopMetric = StopMetric.bleu
     patience: int = 5
     checkpoint_every: int = 500  # steps
     keep_last: int = 0  # also keep the last K saves of last.pt as step_N.pt (for nmt.average); 0 = none
@@ -169,22 +258,24 @@ class TrainConfig:
     resume: Any = False  # false | true (this run dir) | auto (this run dir's last.pt if any) | a run dir or checkpoint
     seed: int = 1
     threads: int = 0  # torch CPU threads; 0 = all cores
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (fp16: CUDA with grad scaler)
+    device: Device = Device.auto
+    precision: Precision = Precision.fp32  # fp16: CUDA with grad scaler
     deterministic: bool = False
     tensorboard: bool = True
 
 
 @dataclass
 class DecodeConfig:
-    kind: str = "beam"  # greedy | beam
+    """Search options: the `decode` group (`decode=beam|greedy`), `Translator` keywords."""
+
+    kind: SearchKind = SearchKind.beam
     beam_size: int = 5
     length_penalty: float = 1.0  # alpha in ((5 + len) / 6) ** alpha
     n_best: int = 1
     no_repeat_ngram: int = 0
-    max_len_a: float = 1.5
+    max_len_a: float = 1.5  # max output length = a * src_len + b
     max_len_b: int = 10
-    quantize: str = "none"  # none | int8 (dynamic int8 weights for CPU inference: Linear, GRU, LSTM)
+    quantize: Quantize = Quantize.none  # int8: dynamic int8 weights for CPU inference (Linear, GRU, LSTM)
 
 
 @dataclass
@@ -195,19 +286,55 @@ class ServeConfig:
     port: int = 8000
     max_wait_ms: float = 2.0  # under concurrent traffic, gather requests this long before decoding them together
     max_batch_sentences: int = 64  # sentences decoded in one batched search; 1 = batching off
-    max_batch_tokens: int = 4000  # source tokens in one batch
+    max_batch_tokens: int = 4000  # padded source tokens in one batch
     max_sentences: int = 64  # per request (413 above)
     max_chars: int = 1000  # per sentence (413 above)
     max_beam_size: int = 10  # the largest beam_size a request may ask for (422 above)
     max_body_bytes: int = 1000000  # request body (413 above)
     threads: int = 0  # torch CPU threads for decoding; 0 = all cores but one (left to the HTTP loop)
     graceful_seconds: int = 30  # on SIGTERM, wait this long for requests in flight
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.info
 
 
 @dataclass
 class PlotsConfig:
     n_attention: int = 0  # attention heatmaps for the first K translated sentences
+
+
+@dataclass
+class PrepareConfig:
+    force: bool = False  # rebuild even when a matching prepared dataset exists
+
+
+@dataclass
+class TranslateConfig:
+    split: Optional[str] = None  # a prepared split to translate (train | valid | test)
+    input: Optional[str] = None  # a text file to translate ("-": all of stdin); no split, no input: stdin line by line
+    output: Optional[str] = None  # default: hyp.NAME.txt in the run dir
+    ref: Any = None  # reference file(s) for `input`: scored with `scoring`
+
+
+@dataclass
+class ScoringConfig:
+    """sacreBLEU options, for translate (with references) and evaluate."""
+
+    metrics: List[Metric] = field(default_factory=lambda: [Metric.bleu, Metric.chrf])
+    tokenize: Optional[str] = None  # sacreBLEU tokenizer (default 13a)
+    lowercase: bool = False
+
+
+@dataclass
+class EvaluateConfig:
+    hyp: str = ""
+    ref: Any = None  # a file or a list of files
+
+
+@dataclass
+class AverageConfig:
+    inputs: List[str] = field(default_factory=list)  # checkpoints to average
+    last_n: int = 0  # or: the newest last_n step_N.pt of `run` (train.keep_last)
+    run: str = ""  # a training run dir
+    output: str = ""  # the averaged checkpoint
 
 
 @dataclass
@@ -220,27 +347,72 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     plots: PlotsConfig = field(default_factory=PlotsConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    average: AverageConfig = field(default_factory=AverageConfig)
+    # where prepare writes and train reads the encoded dataset
     prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
-    force: bool = False  # prepare: rebuild even when a matching prepared dataset exists
-    # translate
-    ckpt: str = ""
-    split: Optional[str] = None  # a prepared split to translate (train | valid | test)
-    input: Optional[str] = None  # a text file to translate ("-": all of stdin); no split, no input: stdin line by line
+    ckpt: str = ""  # translate, serve: the checkpoint to use
+    # deprecated flat spellings, kept for one release: see DEPRECATED_KEYS
+    force: Optional[bool] = None
+    split: Optional[str] = None
+    input: Optional[str] = None
     output: Optional[str] = None
-    # average
-    inputs: List[str] = field(default_factory=list)  # checkpoints to average
-    last_n: int = 0  # or: the newest last_n step_N.pt of run= (train.keep_last)
-    run: str = ""  # a training run dir
-    # evaluate
-    hyp: str = ""
-    ref: Any = None  # a file or a list of files
-    metrics: List[str] = field(default_factory=lambda: ["bleu", "chrf"])
-    tokenize: Optional[str] = None  # sacreBLEU tokenizer (default 13a)
-    lowercase: bool = False
+    ref: Any = None
+    hyp: Optional[str] = None
+    metrics: Optional[List[Metric]] = None
+    tokenize: Optional[str] = None
+    lowercase: Optional[bool] = None
+    inputs: Optional[List[str]] = None
+    last_n: Optional[int] = None
+    run: Optional[str] = None
+
+
+# program -> {old root key: new key}; `output` and `ref` mean a different key in each program
+_SCORING = {"metrics": "scoring.metrics", "tokenize": "scoring.tokenize", "lowercase": "scoring.lowercase"}
+DEPRECATED_KEYS: dict[str, dict[str, str]] = {
+    "prepare": {"force": "prepare.force"},
+    "translate": {"split": "translate.split", "input": "translate.input", "output": "translate.output",
+                  "ref": "translate.ref", **_SCORING},
+    "evaluate": {"hyp": "evaluate.hyp", "ref": "evaluate.ref", **_SCORING},
+    "average": {"inputs": "average.inputs", "last_n": "average.last_n", "run": "average.run",
+                "output": "average.output"},
+}
+
+
+def upgrade_deprecated_keys(cfg, program: str, warn=None) -> list[str]:
+    """Move the old flat spellings `program` understands (`input=X` for translate) to their
+    grouped keys (`translate.input=X`), in place, with a note on stderr; return the old keys."""
+    from omegaconf import OmegaConf, open_dict
+
+    moved = []
+    with open_dict(cfg):
+        for old, new in DEPRECATED_KEYS.get(program, {}).items():
+            value = cfg.get(old)
+            if value is None:
+                continue
+            OmegaConf.update(cfg, new, value, merge=False)
+            cfg[old] = None
+            moved.append(old)
+            message = f"{program}: note: `{old}=` is deprecated and will be removed; use `{new}=`"
+            (warn or (lambda m: print(m, file=sys.stderr)))(message)
+    return moved
 
 
 class ConfigError(ValueError):
     """A config value out of range or a key the schema does not have: the message names the key."""
+
+
+def choice(enum: type[StrEnum], value, key: str) -> StrEnum:
+    """`value` as a member of `enum` (for values that come from Python rather than a composed
+    config); ConfigError naming `key` and the choices otherwise."""
+    try:
+        return enum(str(value))
+    except ValueError:
+        options = " | ".join(m.value for m in enum)
+        raise ConfigError(f"{key}={value!r}: must be one of {options}") from None
 
 
 def _at_least(low):
@@ -251,77 +423,104 @@ def _fraction(v) -> bool:
     return 0.0 <= v < 1.0
 
 
-def _choice(*options):
-    return (lambda v: str(v) in options), "one of " + " | ".join(options)
-
-
-# key -> (test, what it must be); checked by `check_config` after composition
-RULES = {
+# key -> (test, what it must be): the ranges Enums and types cannot express
+RANGES = {
     "vocab.vocab_size": _at_least(5), "vocab.min_freq": _at_least(1), "vocab.max_size": _at_least(0),
-    "vocab.model_type": _choice("bpe", "unigram"), "vocab.threads": _at_least(1),
-    "vocab.input_sentence_size": _at_least(0),
+    "vocab.threads": _at_least(1), "vocab.input_sentence_size": _at_least(0),
     "vocab.character_coverage": ((lambda v: 0.0 < v <= 1.0), "in (0, 1]"),
     "preprocess.max_len": _at_least(2), "preprocess.chunk_size": _at_least(1),
     "preprocess.max_words": _at_least(1), "preprocess.max_ratio": _at_least(1.0),
-    "model.cell": _choice("rnn", "gru", "lstm"), "model.attention": _choice("none", "luong", "bahdanau"),
     "model.emb_dim": _at_least(1), "model.hidden_dim": _at_least(1),
     "model.enc_layers": _at_least(1), "model.dec_layers": _at_least(1),
     "model.dropout": (_fraction, "in [0, 1)"), "model.emb_dropout": (_fraction, "in [0, 1)"),
-    "train.batching.kind": _choice("bucket", "tokens"), "train.batching.batch_size": _at_least(1),
-    "train.batching.max_tokens": _at_least(1), "train.batching.bucket_width": _at_least(1),
-    "train.batching.pool_size": _at_least(1), "train.batching.oversized": _choice("single", "error"),
+    "train.batching.batch_size": _at_least(1), "train.batching.max_tokens": _at_least(1),
+    "train.batching.bucket_width": _at_least(1), "train.batching.pool_size": _at_least(1),
     "train.batching.num_workers": _at_least(0),
     "train.max_epochs": _at_least(1), "train.max_steps": _at_least(0), "train.max_minutes": _at_least(0),
-    "train.optimizer": _choice("adam", "adamw"), "train.lr": ((lambda v: v > 0), "> 0"),
+    "train.lr": ((lambda v: v > 0), "> 0"),
     "train.weight_decay": _at_least(0), "train.clip_grad_norm": _at_least(0),
     "train.max_loss_factor": _at_least(0), "train.max_weight": _at_least(0),
     "train.label_smoothing": (_fraction, "in [0, 1)"),
-    "train.schedule": _choice("plateau", "warmup_decay", "cosine", "constant"),
     "train.warmup_steps": _at_least(0), "train.min_lr": _at_least(0),
     "train.plateau_factor": ((lambda v: 0.0 < v < 1.0), "in (0, 1)"), "train.plateau_patience": _at_least(0),
     "train.teacher_forcing": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
     "train.teacher_forcing_min": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
-    "train.validate_every": _at_least(0), "train.val_max_sentences": _at_least(0),
-    "train.early_stopping_metric": _choice("bleu", "loss"), "train.patience": _at_least(1),
-    "train.checkpoint_every": _at_least(1), "train.keep_last": _at_least(0), "train.log_every": _at_least(1), "train.threads": _at_least(0),
-    "train.device": _choice("auto", "cpu", "cuda"), "train.precision": _choice("fp32", "bf16", "fp16"),
-    "decode.kind": _choice("greedy", "beam"), "decode.quantize": _choice("none", "int8"), "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
+    "train.validate_every": _at_least(0), "train.val_max_sentences": _at_least(0), "train.patience": _at_least(1),
+    "train.checkpoint_every": _at_least(1), "train.keep_last": _at_least(0), "train.log_every": _at_least(1),
+    "train.threads": _at_least(0),
+    "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
     "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),
-    "plots.n_attention": _at_least(0), "last_n": _at_least(0),
+    "plots.n_attention": _at_least(0), "average.last_n": _at_least(0),
     "serve.port": ((lambda v: 0 <= v <= 65535), "in [0, 65535]"), "serve.max_wait_ms": _at_least(0),
     "serve.max_batch_sentences": _at_least(1), "serve.max_batch_tokens": _at_least(1),
     "serve.max_sentences": _at_least(1), "serve.max_chars": _at_least(1), "serve.max_beam_size": _at_least(1),
     "serve.max_body_bytes": _at_least(1), "serve.threads": _at_least(0), "serve.graceful_seconds": _at_least(0),
-    "serve.log_level": _choice("critical", "error", "warning", "info", "debug", "trace"),
 }
 
 
-def check_config(cfg) -> None:
-    """Refuse what composition lets through: keys the schema does not have (added with `+`) and
-    values outside their range. Raises ConfigError naming the key, the value and the fix."""
+def check_search(kind, beam_size: int, n_best: int) -> None:
+    """The one rule between search options: n_best <= beam_size under beam search."""
+    if str(kind) == SearchKind.beam and n_best > beam_size:
+        raise ConfigError(f"decode.n_best={n_best} exceeds decode.beam_size={beam_size}. "
+                          "Fix: decode.n_best <= decode.beam_size")
+
+
+def check_rules(cfg) -> None:
+    """Rules that span two fields (or a field and the machine)."""
+    import torch
+
+    check_search(cfg.decode.kind, cfg.decode.beam_size, cfg.decode.n_best)
+    train, model = cfg.train, cfg.model
+    if train.early_stopping_metric == StopMetric.bleu and not train.val_bleu:
+        raise ConfigError("train.early_stopping_metric=bleu needs train.val_bleu=true. Fix: one or the other")
+    if model.input_feeding and model.attention != AttentionKind.luong:
+        raise ConfigError(f"model.input_feeding needs model.attention=luong (got {model.attention}). "
+                          "Fix: model.attention=luong or model.input_feeding=false")
+    if train.precision == Precision.fp16 and not torch.cuda.is_available():
+        raise ConfigError("train.precision=fp16 needs CUDA. Fix: train.precision=bf16 or fp32 on a CPU")
+    if train.device == Device.cuda and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but CUDA is not available. Fix: train.device=auto or cpu")
+
+
+def _unknown_key_error(cfg, err) -> ConfigError:
     import difflib
 
+    from omegaconf import OmegaConf
+
+    key = err.full_key or str(err.key)
+    parent = key.rsplit(".", 1)[0] if "." in key else ""
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    known = [k for k in node.keys() if k != err.key] if node is not None else []
+    close = difflib.get_close_matches(str(err.key), [str(k) for k in known], n=1)
+    hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
+    return ConfigError(f"{key}: no such config key{hint}. Fix: drop it or correct its name; "
+                       "`--cfg job` prints every key")
+
+
+def check_config(cfg) -> None:
+    """Refuse what composition lets through: keys the schema does not have (added with `+`),
+    values outside their range and fields that do not go together. Raises ConfigError naming
+    the key, the value and the fix."""
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError
 
     try:
         OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=False))
     except ConfigKeyError as err:
-        key = err.full_key or str(err.key)
-        parent = key.rsplit(".", 1)[0] if "." in key else ""
-        node = OmegaConf.select(cfg, parent) if parent else cfg
-        known = [k for k in node.keys() if k != err.key] if node is not None else []
-        close = difflib.get_close_matches(str(err.key), [str(k) for k in known], n=1)
-        hint = f" (did you mean {parent + '.' if parent else ''}{close[0]}?)" if close else ""
-        raise ConfigError(f"{key}: no such config key{hint}. Fix: drop it or correct its name; "
-                          "`--cfg job` prints every key") from None
-    for key, (ok, what) in RULES.items():
+        raise _unknown_key_error(cfg, err) from None
+    for key, (ok, what) in RANGES.items():
         value = OmegaConf.select(cfg, key)
         if value is not None and not ok(value):
             raise ConfigError(f"{key}={value}: must be {what}. Fix: {key}=<value {what}>")
-    if cfg.decode.n_best > cfg.decode.beam_size and str(cfg.decode.kind) == "beam":
-        raise ConfigError(f"decode.n_best={cfg.decode.n_best} exceeds decode.beam_size={cfg.decode.beam_size}. "
-                          "Fix: decode.n_best <= decode.beam_size")
+    check_rules(cfg)
+
+
+def plain(node) -> dict:
+    """A config node as plain Python containers (Enums as their values): what checkpoints and
+    meta.json store."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
 
 
 def register_configs() -> None:

@@ -15,28 +15,9 @@ from typing import Iterator
 
 from omegaconf import OmegaConf
 
+from nmt.textio import CorpusError, decode_lines, open_binary, require_file  # noqa: F401 (CorpusError: re-exported)
+
 Chunk = tuple[list[str], list[str]]  # (source sentences, target sentences), aligned
-
-
-class CorpusError(ValueError):
-    """Bad input: the message names the file, the line and the fix."""
-
-
-def open_binary(path: Path):
-    """Open a plain or gzip file for reading bytes (gzip is detected by its magic number)."""
-    with open(path, "rb") as f:
-        magic = f.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-
-
-def require_file(path: Path, fix: str = "check data.root and the file paths in data.*") -> Path:
-    """`path` if it is a readable file; otherwise a CorpusError naming it and `fix`."""
-    path = Path(path)
-    if path.is_dir():
-        raise CorpusError(f"{path}: is a directory, not a text file. Fix: {fix}")
-    if not path.is_file():
-        raise CorpusError(f"{path}: file not found. Fix: {fix}")
-    return path
 
 
 def file_sha256(path: Path) -> str:
@@ -46,37 +27,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-BOM = "\ufeff"
-
-
-def decode_lines(raw: list[bytes], path: Path | str, first_line: int) -> list[str]:
-    """Decode raw lines (each split on b"\\n" only, so "\\r" or U+2028 never split a sentence).
-    A UTF-8 byte-order mark at the start of the file is dropped; a NUL byte or invalid UTF-8
-    raises a CorpusError naming the file and line."""
-    block = b"".join(raw)
-    nul = block.find(b"\x00")
-    if nul >= 0:
-        line = first_line + block.count(b"\n", 0, nul)
-        raise CorpusError(
-            f"{path}:{line}: NUL byte in the text (a binary or UTF-16 file?). "
-            "Fix: pass UTF-8 text, e.g. `iconv -f utf-16 -t utf-8`, or remove the NUL bytes (`tr -d '\\000'`).")
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = first_line + block.count(b"\n", 0, err.start)
-        column = err.start - block.rfind(b"\n", 0, err.start)
-        raise CorpusError(
-            f"{path}:{line}: invalid UTF-8 ({err.reason} at byte {column} of the line). "
-            "Fix: re-encode the file as UTF-8, e.g. `iconv -f latin1 -t utf-8`."
-        ) from None
-    if first_line == 1 and text.startswith(BOM):
-        text = text[1:]
-    lines = text.split("\n")
-    if text.endswith("\n"):
-        lines.pop()
-    return lines
 
 
 def _read_raw(f, path: Path, n: int, first_line: int) -> list[bytes]:

@@ -1,14 +1,9 @@
-"""The prepared dataset on disk: Arrow DatasetDict + vocab/ + meta.json, written atomically."""
+"""The prepared dataset on disk: the Arrow DatasetDict layout (sharded writer, split reader),
+vocab/ and meta.json, and opening it for training and translation."""
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -19,85 +14,6 @@ VOCAB_DIR = "vocab"
 
 class PreparedDataError(ValueError):
     """A prepared dataset that is missing or from an incompatible version."""
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
-    system or the file system cannot."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _scratch_prefixes(final: Path) -> tuple[str, ...]:
-    """Name prefixes of the temporary folders `atomic_dir` and prepare create beside `final`."""
-    return tuple(f".{final.name}.{kind}-" for kind in ("tmp", "work", "old"))
-
-
-def remove_stale_scratch(final: Path) -> tuple[int, int]:
-    """Remove temporary folders that killed runs left beside `final`; (count, bytes). Call it
-    while holding `output_lock(final)`, so no live run's folders are among them. A `.old-`
-    folder is put back first when `final` itself is missing (a kill inside the fallback swap)."""
-    final = Path(final)
-    if not final.parent.is_dir():
-        return 0, 0
-    found = [p for p in final.parent.iterdir() if p.name.startswith(_scratch_prefixes(final)) and p.is_dir()]
-    if not final.exists():
-        olds = [p for p in found if p.name.startswith(f".{final.name}.old-")]
-        if olds:
-            olds[0].rename(final)
-            found.remove(olds[0])
-    size = sum(f.stat().st_size for p in found for f in p.rglob("*") if f.is_file())
-    for p in found:
-        shutil.rmtree(p, ignore_errors=True)
-    return len(found), size
-
-
-@contextlib.contextmanager
-def output_lock(final: Path, timeout: float = -1) -> Iterator[None]:
-    """An exclusive lock on `final` (a `.NAME.lock` file beside it), held by one process at a time:
-    two prepares into one folder run one after the other."""
-    from filelock import FileLock
-
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(final.parent / f".{final.name}.lock"), timeout=timeout):
-        yield
-
-
-@contextlib.contextmanager
-def atomic_dir(final: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside `final`; on success it replaces `final`, on failure it is
-    removed. The replacement is one atomic exchange where the system has one (Linux), so a kill
-    at any instant leaves either the old or the new folder at `final`, never none and never half
-    of one. Elsewhere it is two renames, and `remove_stale_scratch` puts the old folder back
-    after a kill between them. Hold `output_lock(final)` around it."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if not final.exists():
-        tmp.rename(final)
-        return
-    if _exchange(tmp, final):  # tmp now holds the old folder
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def length_stats(lengths: np.ndarray) -> dict[str, float]:
-    return LengthHistogram().add(np.asarray(lengths)).stats()
 
 
 class LengthHistogram:
@@ -223,3 +139,11 @@ def load_prepared(prepared_dir: Path):
             f"{d}: prepared with format version {meta.get('format_version')}, this nmt reads version "
             f"{FORMAT_VERSION}. Fix: `python -m nmt.prepare prepared_dir={d} force=true`")
     return datasets.load_from_disk(str(d)), meta, load_vocabs(d / VOCAB_DIR)
+
+
+def split_table(split):
+    """The rows of a `datasets.Dataset` (a prepared split) as one pyarrow Table, in its order: a
+    `select`ed view's rows, not those of the table underneath it."""
+    table = split.data.table if hasattr(split.data, "table") else split.data
+    indices = getattr(split, "_indices", None)
+    return table if indices is None else table.take(indices.column(0))

@@ -68,11 +68,12 @@ class Vocab(ABC):
                 out.append(i)
         return out
 
-    def decode(self, ids: Iterable[int]) -> str:
+    def to_text(self, ids: Iterable[int]) -> str:
+        """ids -> detokenized text (specials dropped, up to the first EOS)."""
         return self._detokenize(self.content_ids(ids))
 
-    def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
-        return [self.decode(ids) for ids in batch]
+    def to_texts(self, batch: Iterable[Iterable[int]]) -> list[str]:
+        return [self.to_text(ids) for ids in batch]
 
     @abstractmethod
     def save(self, path: Path) -> str:
@@ -148,7 +149,7 @@ class SpmVocab(Vocab):
         spm.SentencePieceTrainer.train(
             input=[str(f) for f in files],
             model_prefix=str(model_prefix),
-            model_type=cfg.model_type,
+            model_type=str(cfg.model_type),
             vocab_size=cfg.vocab_size,
             character_coverage=cfg.character_coverage,
             input_sentence_size=cfg.input_sentence_size,

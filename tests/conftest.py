@@ -36,7 +36,7 @@ def multi30k_dir() -> Path:
 @pytest.fixture(scope="session")
 def prepared_spm(tmp_path_factory, multi30k_dir) -> Path:
     """Multi30k de->en prepared once per session with the default (spm) vocab."""
-    from nmt.prepare import prepare
+    from nmt.preparation import prepare
 
     out = tmp_path_factory.mktemp("prepared") / "m30k_spm"
     prepare(make_cfg(f"data.root={multi30k_dir}", f"prepared_dir={out}"))
@@ -54,7 +54,7 @@ TINY_EN = ["a dog runs", "two cats sleep", "the man eats bread", "the woman read
 @pytest.fixture(scope="session")
 def tiny_prepared(tmp_path_factory) -> Path:
     """A 36-pair word-level corpus (12 sentences, 3 copies) prepared once: fast training tests."""
-    from nmt.prepare import prepare
+    from nmt.preparation import prepare
 
     d = tmp_path_factory.mktemp("tiny")
     for split, n in (("train", 3), ("val", 1), ("test_2016_flickr", 1)):

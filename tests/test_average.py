@@ -8,8 +8,9 @@ import torch
 
 from conftest import ROOT, TINY_DE, TINY_MODEL, make_cfg
 from nmt import Translator
-from nmt.average import average_checkpoints, run as average
-from nmt.checkpoint import CheckpointError, load_checkpoint
+from nmt.average import run as average_run
+from nmt.averaging import average_checkpoints
+from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.train import run as train
 
 
@@ -25,27 +26,27 @@ def kept_run(tiny_prepared, tmp_path_factory):
 def test_keep_last_keeps_the_newest_k(kept_run):
     names = sorted(p.name for p in (kept_run / "checkpoints").glob("step_*.pt"))
     assert names == ["step_00000012.pt", "step_00000016.pt", "step_00000020.pt"]
-    last = load_checkpoint(kept_run / "checkpoints/last.pt")["model"]
-    newest = load_checkpoint(kept_run / "checkpoints/step_00000020.pt")["model"]
+    last = Checkpoint.load(kept_run / "checkpoints/last.pt").weights
+    newest = Checkpoint.load(kept_run / "checkpoints/step_00000020.pt").weights
     assert all(torch.equal(last[k], newest[k]) for k in last)
 
 
 def test_averaging_identical_checkpoints_returns_the_same_weights(tiny_checkpoint):
-    avg = average_checkpoints([tiny_checkpoint, tiny_checkpoint, tiny_checkpoint])["model"]
-    one = load_checkpoint(tiny_checkpoint)["model"]
+    avg = average_checkpoints([tiny_checkpoint, tiny_checkpoint, tiny_checkpoint]).weights
+    one = Checkpoint.load(tiny_checkpoint).weights
     assert avg.keys() == one.keys() and all(torch.equal(avg[k], one[k]) for k in one)
 
 
 def test_last_n_is_the_mean_and_translates(kept_run, tiny_prepared, tmp_path):
-    out = average(make_cfg("last_n=3", f"run={kept_run}", f"output={tmp_path}/avg.pt"))
-    avg = load_checkpoint(out)
-    states = [load_checkpoint(kept_run / f"checkpoints/step_{s:08d}.pt")["model"] for s in (12, 16, 20)]
-    for k, v in avg["model"].items():
+    out = average_run(make_cfg("average.last_n=3", f"average.run={kept_run}", f"average.output={tmp_path}/avg.pt"), tmp_path)
+    avg = Checkpoint.load(out)
+    states = [Checkpoint.load(kept_run / f"checkpoints/step_{s:08d}.pt").weights for s in (12, 16, 20)]
+    for k, v in avg.weights.items():
         if v.is_floating_point():
             assert torch.allclose(v, sum(s[k] for s in states) / 3, atol=1e-7), k
-    assert len(avg["averaged_from"]) == 3 and "optimizer" not in avg
+    assert len(avg.averaged_from) == 3 and avg.training is None
     tr = Translator.from_checkpoint(out, decode="greedy")
-    assert len(tr.translate(TINY_DE)) == len(TINY_DE) and tr.info["averaged_from"] == avg["averaged_from"]
+    assert len(tr.translate(TINY_DE)) == len(TINY_DE) and tr.info["averaged_from"] == avg.averaged_from
     # an averaged checkpoint is for inference: resuming from it is refused with the fix
     with pytest.raises(CheckpointError, match="weights only"):
         train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, f"train.resume={out}"), tmp_path / "r")
@@ -53,9 +54,10 @@ def test_last_n_is_the_mean_and_translates(kept_run, tiny_prepared, tmp_path):
 
 def test_refusals(kept_run, tiny_checkpoint, tmp_path):
     with pytest.raises(CheckpointError, match="train.keep_last"):
-        average(make_cfg("last_n=5", f"run={kept_run}", f"output={tmp_path}/a.pt"))
+        average_run(make_cfg("average.last_n=5", f"average.run={kept_run}", f"average.output={tmp_path}/a.pt"), tmp_path)
     with pytest.raises(CheckpointError, match="a different model"):
-        average(make_cfg(f"inputs=[{tiny_checkpoint},{kept_run}/checkpoints/last.pt]", f"output={tmp_path}/b.pt"))
+        average_run(make_cfg(f"average.inputs=[{tiny_checkpoint},{kept_run}/checkpoints/last.pt]",
+                         f"average.output={tmp_path}/b.pt"), tmp_path)
     r = subprocess.run([sys.executable, "-m", "nmt.average", f"run={kept_run}", f"hydra.run.dir={tmp_path}/h"],
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
-    assert r.returncode == 1 and "Traceback" not in r.stderr and "output=PATH.pt" in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "average.output=PATH.pt" in r.stderr

@@ -13,12 +13,13 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
-from nmt.checkpoint import CheckpointError, content_hash, load_checkpoint, save_checkpoint
+from nmt.checkpoint import Checkpoint, CheckpointError, content_hash
 from nmt.config import ConfigError, check_config
 from nmt.corpus import CorpusError
-from nmt.prepare import prepare
-from nmt.store import atomic_dir, load_prepared, remove_stale_scratch
-from nmt.divergence import DivergedError
+from nmt.preparation import prepare
+from nmt.atomic import atomic_dir, remove_stale_scratch
+from nmt.store import load_prepared
+from nmt.training.divergence import DivergedError
 from nmt.train import run as train
 from nmt.translate import run as translate
 
@@ -54,7 +55,7 @@ STDIN_3_LINES = "Ein Hund\rläuft.\nZwei Männer\u2028im Park.\nEine Frau.\n".en
 
 def test_1_stdin_file_mode_keeps_lines_aligned_on_cr_and_u2028(tiny_checkpoint, tmp_path):
     out = tmp_path / "o.txt"
-    rc, _, err = cli("translate", f"ckpt={tiny_checkpoint}", "input=-", f"output={out}", "decode=greedy",
+    rc, _, err = cli("translate", f"ckpt={tiny_checkpoint}", "translate.input=-", f"translate.output={out}", "decode=greedy",
                      f"hydra.run.dir={tmp_path}/run", stdin=STDIN_3_LINES)
     assert rc == 0, err[-2000:]
     assert len(out.read_text(encoding="utf-8").split("\n")) == 3 + 1  # 3 lines, each ending in \n
@@ -77,7 +78,7 @@ def test_2_overwritten_bytes_are_detected(tiny_checkpoint, tmp_path):
     data[middle:middle + 64] = b"\xff" * 64  # NaN floats, or any other change of content
     bad.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="damaged checkpoint"):
-        load_checkpoint(bad)
+        Checkpoint.load(bad)
     rc, _, err = cli("translate", f"ckpt={bad}", "split=test", "decode=greedy", f"hydra.run.dir={tmp_path}/run")
     assert_one_line_error(rc, err, str(bad), "damaged checkpoint", "Fix:")
 
@@ -89,25 +90,25 @@ def test_2_truncated_checkpoint_gives_one_line(tiny_checkpoint, tmp_path):
     last.write_bytes(tiny_checkpoint.read_bytes()[: tiny_checkpoint.stat().st_size // 3])
     shutil.copy(tiny_checkpoint, run_dir / "checkpoints" / "best.pt")
     with pytest.raises(CheckpointError, match="torch.load failed"):
-        load_checkpoint(last)
-    prepared = load_checkpoint(tiny_checkpoint)["prepared"]["dir"]
+        Checkpoint.load(last)
+    prepared = Checkpoint.load(tiny_checkpoint).prepared["dir"]
     rc, _, err = cli("train", f"prepared_dir={prepared}", *TINY_MODEL, f"train.resume={run_dir}",
                      f"hydra.run.dir={tmp_path}/resumed")
     assert_one_line_error(rc, err, str(last), "best.pt")
 
 
 def test_2_non_finite_weights_are_never_saved_nor_loaded(tiny_checkpoint, tmp_path):
-    ckpt = load_checkpoint(tiny_checkpoint)
-    name = next(k for k, v in ckpt["model"].items() if v.is_floating_point())
-    ckpt["model"][name][0] = float("nan")
+    ckpt = Checkpoint.load(tiny_checkpoint)
+    name = next(k for k, v in ckpt.weights.items() if v.is_floating_point())
+    ckpt.weights[name][0] = float("nan")
     with pytest.raises(CheckpointError, match="NaN"):
-        save_checkpoint(tmp_path / "nan.pt", {k: v for k, v in ckpt.items() if k != "checkpoint_version"})
+        ckpt.save(tmp_path / "nan.pt")
     assert not list(tmp_path.iterdir())
     # a file with NaN weights and a matching hash (written by something else) is refused too
-    payload = {k: v for k, v in ckpt.items() if k != "checkpoint_version"}
-    torch.save({"checkpoint_version": 2, **payload, "content_sha256": content_hash(payload)}, tmp_path / "x.pt")
+    payload = ckpt.payload()
+    torch.save({"checkpoint_version": 3, **payload, "content_sha256": content_hash(payload)}, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="NaN/inf"):
-        load_checkpoint(tmp_path / "x.pt")
+        Checkpoint.load(tmp_path / "x.pt")
 
 
 # ---------------------------------------------------------------- 3. divergence
@@ -131,7 +132,7 @@ def test_3_nan_loss_keeps_the_checkpoints_that_passed_the_checks(tiny_prepared, 
     assert "train.clip_grad_norm=1.0" in message and "precision" not in message
     for path in (tmp_path / "checkpoints").glob("*.pt"):
         assert str(path) in message  # the message names each good checkpoint and its step
-        weights = load_checkpoint(path)["model"]  # verified: finite, hash intact
+        weights = Checkpoint.load(path).weights  # verified: finite, hash intact
         assert max(float(v.abs().max()) for v in weights.values() if v.is_floating_point()) <= 1e4
 
 
@@ -156,7 +157,7 @@ def test_4_files_with_valid_and_test_from_the_command_line_end_to_end(tmp_path):
     assert meta["counts"] == {"train": 36, "valid": 6, "test": 6}
     summary = train(make_cfg(f"prepared_dir={out}", *TINY_MODEL, "train.max_steps=12"), tmp_path / "run")
     assert summary["steps"] == 12
-    result = translate(make_cfg(f"ckpt={tmp_path}/run/checkpoints/best.pt", "split=test", "decode=greedy"),
+    result = translate(make_cfg(f"ckpt={tmp_path}/run/checkpoints/best.pt", "translate.split=test", "decode=greedy"),
                        tmp_path / "tr")
     assert len(result["hyps"]) == 6 and result["scores"][0]["name"] == "BLEU"
 
@@ -203,7 +204,7 @@ def test_5_damaged_gzip_names_the_file(tmp_path, damage):
 
 
 def test_5_invalid_utf8_on_stdin(tiny_checkpoint, tmp_path):
-    for args in (["input=-"], []):  # all of stdin, and line by line
+    for args in (["translate.input=-"], []):  # all of stdin, and line by line
         rc, _, err = cli("translate", f"ckpt={tiny_checkpoint}", "decode=greedy", *args,
                          f"hydra.run.dir={tmp_path}", stdin=b"ein hund\nein \xff hund\n")
         assert_one_line_error(rc, err, "<stdin>:2", "invalid UTF-8", "Fix:")
@@ -247,7 +248,7 @@ def test_6_replacing_is_one_exchange_and_a_kill_mid_swap_is_recovered(tmp_path):
 def test_6_killed_at_any_moment_old_or_new_dataset_is_there(tmp_path):
     raw, out = small_m30k(tmp_path / "raw"), tmp_path / "prep"
     prepare(make_cfg(f"data.root={raw}", f"prepared_dir={out}", "vocab=word"))
-    args = [sys.executable, "-m", "nmt.prepare", f"data.root={raw}", f"prepared_dir={out}", "vocab=word", "force=true",
+    args = [sys.executable, "-m", "nmt.prepare", f"data.root={raw}", f"prepared_dir={out}", "vocab=word", "prepare.force=true",
             f"hydra.run.dir={tmp_path}/h"]
     started = time.time()
     subprocess.run(args, cwd=ROOT, env=ENV, capture_output=True, check=True, timeout=120)
@@ -265,7 +266,7 @@ def test_6_killed_at_any_moment_old_or_new_dataset_is_there(tmp_path):
 
 def test_6_concurrent_prepares_into_one_folder_both_succeed(tmp_path):
     raw, out = small_m30k(tmp_path / "raw"), tmp_path / "prep"
-    args = [sys.executable, "-m", "nmt.prepare", f"data.root={raw}", f"prepared_dir={out}", "vocab=word", "force=true"]
+    args = [sys.executable, "-m", "nmt.prepare", f"data.root={raw}", f"prepared_dir={out}", "vocab=word", "prepare.force=true"]
     procs = [subprocess.Popen(args + [f"hydra.run.dir={tmp_path}/h{i}"], cwd=ROOT, env=ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for i in range(2)]
     results = [p.communicate(timeout=180) for p in procs]
@@ -309,7 +310,8 @@ def test_7_long_lines_are_not_cut_and_empty_lines_stay_empty(tiny_checkpoint, tm
     long_line = " ".join(["ein hund läuft"] * 60)  # 180 words, past max_len 128
     src = write_lines(tmp_path / "in.de", [TINY_DE[0], "", long_line, "   ", TINY_DE[1]])
     out = tmp_path / "out.en"
-    result = translate(make_cfg(f"ckpt={tiny_checkpoint}", f"input={src}", f"output={out}", "decode=greedy"),
+    result = translate(make_cfg(f"ckpt={tiny_checkpoint}", f"translate.input={src}", f"translate.output={out}",
+                                "decode=greedy"),
                        tmp_path / "run")
     hyps = out.read_text().split("\n")[:-1]
     assert len(hyps) == 5 and hyps[1] == "" and hyps[3] == ""
@@ -346,7 +348,7 @@ def test_9_last_checkpoint_holds_the_final_validation(tiny_prepared, tmp_path):
     # 9 batches an epoch: step 13 stops mid-epoch, after the epoch-end validation at step 9
     summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=13",
                              "train.early_stopping_metric=loss"), tmp_path)
-    progress = load_checkpoint(tmp_path / "checkpoints/last.pt")["progress"]
+    progress = Checkpoint.load(tmp_path / "checkpoints/last.pt").progress
     assert progress["step"] == 13 and progress["last_validation_step"] == 13
     assert progress["best_score"] == summary["best_loss"] and progress["best_step"] == summary["best_step"]
 
@@ -358,6 +360,7 @@ def test_10_reference_count_error_names_the_file_and_output_name(tiny_checkpoint
     src = write_lines(tmp_path / "in.txt", TINY_DE[:4])
     ref = write_lines(tmp_path / "ref.txt", TINY_EN[:3])
     with pytest.raises(ValueError, match=f"{ref}: the reference has 3 lines but the input has 4"):
-        translate(make_cfg(f"ckpt={tiny_checkpoint}", f"input={src}", f"ref={ref}", "decode=greedy"), tmp_path / "r")
-    translate(make_cfg(f"ckpt={tiny_checkpoint}", f"input={src}", "decode=greedy"), tmp_path / "r2")
+        translate(make_cfg(f"ckpt={tiny_checkpoint}", f"translate.input={src}", f"translate.ref={ref}", "decode=greedy"),
+                  tmp_path / "r")
+    translate(make_cfg(f"ckpt={tiny_checkpoint}", f"translate.input={src}", "decode=greedy"), tmp_path / "r2")
     assert [p.name for p in (tmp_path / "r2").glob("hyp.*")] == ["hyp.in.txt"]

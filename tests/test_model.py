@@ -34,7 +34,7 @@ def test_shapes_for_every_cell_attention_and_depth(cell, attention, bidirectiona
     memory, state = model.encode(src, lengths)
     assert memory.values.shape == (3, 5, 10 * (2 if bidirectional else 1))
     assert len(state) == (2 if cell == "lstm" else 1) + feeding and state[0].shape == (cfg.dec_layers, 3, 10)
-    logits, new_state, attn = model.decode(tgt, state, memory)
+    logits, new_state, attn = model.predict_next(tgt, state, memory)
     assert logits.shape == (3, 4, 30)
     if attention == "none":
         assert attn is None
@@ -45,7 +45,7 @@ def test_shapes_for_every_cell_attention_and_depth(cell, attention, bidirectiona
     # step-by-step decoding gives the same logits as all steps at once
     step_logits, s = [], state
     for t in range(4):
-        lt, s, _ = model.decode(tgt[:, t:t + 1], s, memory)
+        lt, s, _ = model.predict_next(tgt[:, t:t + 1], s, memory)
         step_logits.append(lt)
     assert torch.allclose(torch.cat(step_logits, 1), logits, atol=1e-5)
 
@@ -82,7 +82,7 @@ def test_teacher_forcing_one_equals_stepwise_gold_and_ratio_zero_feeds_predictio
     memory, state = model.encode(src, lengths)
     inp = tgt[:, :1]
     for t in range(4):
-        lt, state, _ = model.decode(inp, state, memory)
+        lt, state, _ = model.predict_next(inp, state, memory)
         assert torch.allclose(lt[:, 0], free[:, t], atol=1e-5)
         inp = preds[:, t:t + 1]
 

@@ -13,7 +13,7 @@ from omegaconf.errors import ValidationError
 from conftest import ROOT, make_cfg, write_lines
 from nmt.corpus import CorpusError
 from nmt.encode import encode_target
-from nmt.prepare import prepare
+from nmt.preparation import prepare
 from nmt.store import load_prepared
 from nmt.vocab import EOS_ID, SOS_ID, UNK, UNK_ID, TokenVocab, detokenize_words, tokenize_words
 
@@ -60,7 +60,7 @@ def test_interrupted_prepare_leaves_previous_dataset_untouched(tmp_path):
     before = (out / "meta.json").read_text()
     (raw / "val.en").write_bytes(__import__("gzip").compress(b"one line only\n"))  # misaligned now
     with pytest.raises(CorpusError, match="misaligned"):
-        prepare(make_cfg(f"data.root={raw}", f"prepared_dir={out}", "vocab=char", "force=true"))
+        prepare(make_cfg(f"data.root={raw}", f"prepared_dir={out}", "vocab=char", "prepare.force=true"))
     assert (out / "meta.json").read_text() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [".prep.lock"]
 
@@ -71,7 +71,7 @@ def test_files_and_direction_override(tmp_path):
     prepare(make_cfg("data=files", f"data.root={raw}", "data.files.train.src=train.en",
                      "data.files.train.tgt=train.de", f"prepared_dir={out}", "vocab=char"))
     dd, meta, (sv, tv) = load_prepared(out)
-    assert list(dd) == ["train"] and tv.decode(dd["train"][0]["tgt_ids"]) == "ein Haus"
+    assert list(dd) == ["train"] and tv.to_text(dd["train"][0]["tgt_ids"]) == "ein Haus"
 
 
 def test_hf_dataset_from_local_json(tmp_path):
@@ -83,7 +83,7 @@ def test_hf_dataset_from_local_json(tmp_path):
                      f"+data.hf_data_files.validation={tmp_path}/validation.jsonl", "~data.splits.test",
                      f"prepared_dir={out}", "vocab=word", "vocab.min_freq=1"))
     dd, meta, (sv, tv) = load_prepared(out)
-    assert len(dd["valid"]) == 10 and sv.decode(dd["valid"][3]["src_ids"]) == "Satz 3"
+    assert len(dd["valid"]) == 10 and sv.to_text(dd["valid"][3]["src_ids"]) == "Satz 3"
 
 
 def test_unknown_key_and_bad_type_fail_before_work():
@@ -115,9 +115,9 @@ def test_prepare_real_multi30k(tmp_path, multi30k_dir, vocab):
         assert t_ids[0] == SOS_ID and t_ids[-1] == EOS_ID and SOS_ID not in s_ids and EOS_ID not in s_ids
         if vocab == "word":  # round trip modulo tokenization, unknown words as <unk>
             expected = detokenize_words([t if t in tv.stoi else UNK for t in tokenize_words(en)])
-            assert tv.decode(t_ids) == expected
+            assert tv.to_text(t_ids) == expected
         elif UNK_ID not in t_ids:  # spm and char round-trip exactly
-            assert tv.decode(t_ids) == " ".join(en.split())
+            assert tv.to_text(t_ids) == " ".join(en.split())
             exact += 1
     assert vocab == "word" or exact >= 190
 
@@ -129,7 +129,7 @@ def test_command_line_entry_point(tmp_path, multi30k_dir):
     assert r.returncode == 0, r.stderr
     dd = datasets.load_from_disk(str(out))
     _, _, (sv, tv) = load_prepared(out)
-    assert tv.decode(dd["test"][0]["tgt_ids"]).startswith("Ein Mann")  # en -> de: target is German
+    assert tv.to_text(dd["test"][0]["tgt_ids"]).startswith("Ein Mann")  # en -> de: target is German
     bad = subprocess.run([sys.executable, "-m", "nmt.prepare", f"data.root={tmp_path}/x", "data.url=http://127.0.0.1:9",
                           f"prepared_dir={tmp_path}/y"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "data.root=" in bad.stderr and "Traceback" not in bad.stderr

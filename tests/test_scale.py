@@ -8,7 +8,7 @@ import pyarrow as pa
 import torch
 
 from conftest import make_cfg, write_lines
-from nmt.prepare import first_occurrences, prepare
+from nmt.preparation import first_occurrences, prepare
 from nmt.store import ArrowSplitWriter, LengthHistogram, load_prepared, write_split_index
 
 

@@ -4,7 +4,7 @@ import torch
 
 from conftest import make_cfg
 from nmt.model import build_model
-from nmt.search import beam_search, greedy_search, sequence_logprob
+from nmt.inference.search import beam_search, greedy_search, sequence_logprob
 from nmt.vocab import EOS_ID, PAD_ID
 
 

@@ -157,8 +157,8 @@ def test_sigterm_finishes_requests_in_flight(tiny_checkpoint, tmp_path):
 def test_translator_api_equals_the_cli(tiny_checkpoint, tmp_path):
     src = tmp_path / "in.de"
     src.write_text("".join(f"{t}\n" for t in TINY_DE), encoding="utf-8")
-    r = subprocess.run([sys.executable, "-m", "nmt.translate", f"ckpt={tiny_checkpoint}", f"input={src}",
-                        f"output={tmp_path}/out.en", "decode=beam", "decode.beam_size=3",
+    r = subprocess.run([sys.executable, "-m", "nmt.translate", f"ckpt={tiny_checkpoint}", f"translate.input={src}",
+                        f"translate.output={tmp_path}/out.en", "decode=beam", "decode.beam_size=3",
                         f"hydra.run.dir={tmp_path}/run"], cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     tr = Translator.from_checkpoint(tiny_checkpoint, decode="beam", beam_size=3)
@@ -187,7 +187,7 @@ def test_int8_model_loads_quantized_and_translates(tiny_checkpoint):
 def test_batcher_never_delays_a_lone_request_but_waits_under_concurrent_traffic(tiny_checkpoint):
     import asyncio
 
-    from nmt.serve import DynamicBatcher
+    from nmt.inference.server import DynamicBatcher
 
     tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
     sources, _ = tr.encode(TINY_DE[:3])
@@ -196,14 +196,14 @@ def test_batcher_never_delays_a_lone_request_but_waits_under_concurrent_traffic(
         batcher = DynamicBatcher(tr, max_wait_ms=1000, max_batch_sentences=64, max_batch_tokens=4000)
         batcher.start()
         t0 = time.perf_counter()
-        await batcher.submit([sources[0]], 1, 1)  # alone: decoded at once, not after 1 s
+        await batcher.submit([sources[0]], tr.options)  # alone: decoded at once, not after 1 s
         alone = time.perf_counter() - t0
-        await asyncio.gather(*(batcher.submit([s], 1, 1) for s in sources))  # queued together: one batch
+        await asyncio.gather(*(batcher.submit([s], tr.options) for s in sources))  # queued together: one batch
         batches_after_pair = batcher.stats["batches"]
         t0 = time.perf_counter()
-        first = asyncio.ensure_future(batcher.submit([sources[0]], 1, 1))
+        first = asyncio.ensure_future(batcher.submit([sources[0]], tr.options))
         await asyncio.sleep(0.2)  # under traffic the batcher waits up to max_wait for company
-        late = asyncio.ensure_future(batcher.submit([sources[1]], 1, 1))
+        late = asyncio.ensure_future(batcher.submit([sources[1]], tr.options))
         await asyncio.gather(first, late)
         waited = time.perf_counter() - t0
         await batcher.stop()

@@ -12,11 +12,11 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from conftest import ROOT, TINY_EN, TINY_MODEL, make_cfg
-from nmt.checkpoint import load_checkpoint
-from nmt.search import greedy_search
+from nmt.checkpoint import Checkpoint
+from nmt.inference.search import greedy_search
 from nmt.store import PreparedDataError
 from nmt.train import run
-from nmt.translator import Translator
+from nmt.inference.translator import Translator
 import datasets
 
 
@@ -39,7 +39,7 @@ def test_tiny_model_overfits_and_reproduces_targets(tiny_prepared, tmp_path):
 
 
 def weights(path):
-    return load_checkpoint(path)["model"]
+    return Checkpoint.load(path).weights
 
 
 def assert_same_weights(a, b):
@@ -57,12 +57,12 @@ RESUME = ["model.dropout=0.3", "train.validate_every=5", "train.checkpoint_every
 def test_interrupted_and_resumed_equals_uninterrupted(tiny_prepared, tmp_path):
     run(train_cfg(tiny_prepared, *RESUME, "train.max_steps=23"), tmp_path / "a")
     run(train_cfg(tiny_prepared, *RESUME, "train.max_steps=10"), tmp_path / "b")
-    first = load_checkpoint(tmp_path / "b/checkpoints/last.pt")
-    assert first["progress"]["step"] == 10
+    first = Checkpoint.load(tmp_path / "b/checkpoints/last.pt")
+    assert first.progress["step"] == 10
     run(train_cfg(tiny_prepared, *RESUME, "train.max_steps=23", f"train.resume={tmp_path / 'b'}"), tmp_path / "c")
     assert_same_weights(weights(tmp_path / "a/checkpoints/last.pt"), weights(tmp_path / "c/checkpoints/last.pt"))
-    a, c = load_checkpoint(tmp_path / "a/checkpoints/last.pt"), load_checkpoint(tmp_path / "c/checkpoints/last.pt")
-    assert a["progress"] == {**c["progress"], "train_seconds": a["progress"]["train_seconds"]}
+    a, c = Checkpoint.load(tmp_path / "a/checkpoints/last.pt"), Checkpoint.load(tmp_path / "c/checkpoints/last.pt")
+    assert a.progress == {**c.progress, "train_seconds": a.progress["train_seconds"]}
 
 
 def test_sigkill_then_resume_matches_uninterrupted(tiny_prepared, tmp_path):
@@ -79,7 +79,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_prepared, tmp_path):
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
-    saved = load_checkpoint(killed / "checkpoints/last.pt")["progress"]["step"]
+    saved = Checkpoint.load(killed / "checkpoints/last.pt").progress["step"]
     assert saved % 5 == 0 and 0 < saved < 300
     run(train_cfg(tiny_prepared, *args, f"train.resume={killed}"), tmp_path / "resumed")
     run(train_cfg(tiny_prepared, *args), tmp_path / "straight")
@@ -96,8 +96,8 @@ def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     run_dirs = [p for p in (tmp_path / "outputs").glob("*/*") if p.is_dir()]
     assert len(run_dirs) == 1, run_dirs  # one Hydra run dir for both ranks
-    ckpt = load_checkpoint(run_dirs[0] / "checkpoints/last.pt")
-    assert ckpt["progress"]["step"] == 4
+    ckpt = Checkpoint.load(run_dirs[0] / "checkpoints/last.pt")
+    assert ckpt.progress["step"] == 4
     assert sorted(p.name for p in (run_dirs[0] / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
 
 
@@ -136,9 +136,9 @@ def test_two_nodes_train_and_resume_exactly(tiny_prepared, tmp_path):
     for name, steps, resume in (("straight", 8, []), ("part", 4, []), ("resumed", 8, [f"train.resume={tmp_path / 'part'}"])):
         for rc, err in torchrun_two_nodes(tiny_prepared, tmp_path / name, *MULTI_NODE, f"train.max_steps={steps}", *resume):
             assert rc == 0, err[-3000:]
-    part = load_checkpoint(tmp_path / "part/checkpoints/last.pt")
-    assert part["progress"]["step"] == 4 and len(part["rng_per_rank"]) == 2
-    assert not torch.equal(part["rng_per_rank"][0]["torch"], part["rng_per_rank"][1]["torch"])
+    part = Checkpoint.load(tmp_path / "part/checkpoints/last.pt")
+    assert part.progress["step"] == 4 and len(part.training.rng_per_rank) == 2
+    assert not torch.equal(part.training.rng_per_rank[0]["torch"], part.training.rng_per_rank[1]["torch"])
     assert_same_weights(weights(tmp_path / "straight/checkpoints/last.pt"),
                         weights(tmp_path / "resumed/checkpoints/last.pt"))
     assert sorted(p.name for p in (tmp_path / "straight/checkpoints").iterdir()) == ["best.pt", "last.pt"]
@@ -162,15 +162,17 @@ def test_clear_errors(tiny_prepared, tmp_path):
 
 
 def test_cosine_schedule_warms_up_then_decays_to_min_lr_over_the_budget():
-    from nmt.train import Progress, budget_fraction, make_scheduler
+    from nmt.training.optim import budget_fraction, make_scheduler
+    from nmt.training.trainer import Progress
 
     cfg = make_cfg("train.schedule=cosine", "train.lr=0.01", "train.min_lr=0.001", "train.warmup_steps=4",
                    "train.max_steps=20", "train.max_minutes=1").train
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.Adam([param], lr=cfg.lr)
     progress = Progress()
-    position = lambda: (progress.step, budget_fraction(cfg, progress, cfg.max_steps))  # noqa: E731
-    sched = make_scheduler(opt, cfg, True, position)
+    position = lambda: (progress.step,  # noqa: E731
+                        budget_fraction(progress.step, progress.train_seconds, cfg.max_steps, cfg.max_minutes))
+    sched = make_scheduler(opt, cfg, position)
     lrs = []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])

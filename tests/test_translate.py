@@ -9,7 +9,7 @@ import sacrebleu
 
 from conftest import ROOT, TINY_DE, TINY_EN, make_cfg, write_lines
 from nmt.corpus import CorpusError
-from nmt.evaluate import evaluate
+from nmt.scoring import evaluate
 from nmt.translate import run
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -26,7 +26,7 @@ def test_file_translation_with_reference_and_heatmaps(tiny_checkpoint, tmp_path)
     src = write_lines(tmp_path / "in.de", TINY_DE)
     ref = write_lines(tmp_path / "ref.en", TINY_EN)
     out = tmp_path / "out.en"
-    result = run(make_cfg(f"ckpt={tiny_checkpoint}", f"input={src}", f"output={out}", f"ref={ref}",
+    result = run(make_cfg(f"ckpt={tiny_checkpoint}", f"translate.input={src}", f"translate.output={out}", f"translate.ref={ref}",
                           "plots.n_attention=2"), tmp_path / "run")
     assert out.read_text().splitlines() == TINY_EN
     bleu = next(s for s in result["scores"] if s["name"] == "BLEU")
@@ -38,7 +38,7 @@ def test_file_translation_with_reference_and_heatmaps(tiny_checkpoint, tmp_path)
 
 @pytest.mark.parametrize("decode", ["greedy", "beam"])
 def test_prepared_split_in_corpus_order(tiny_checkpoint, tmp_path, decode):
-    result = run(make_cfg(f"ckpt={tiny_checkpoint}", "split=test", f"decode={decode}"), tmp_path)
+    result = run(make_cfg(f"ckpt={tiny_checkpoint}", "translate.split=test", f"decode={decode}"), tmp_path)
     assert result["hyps"] == TINY_EN
     assert (tmp_path / "hyp.test.txt").read_text().splitlines() == TINY_EN
 
@@ -56,6 +56,7 @@ def test_evaluate_agrees_with_sacrebleu_api_and_command_line(tmp_path):
     r = subprocess.run([sys.executable, "-m", "nmt.evaluate", f"hyp={hyp}", f"ref={ref}", "metrics=[bleu,chrf,ter]"],
                        capture_output=True, text=True, cwd=tmp_path, env=ENV)
     assert r.returncode == 0 and r.stdout.splitlines() == [l.strip() for l in cli]
+    assert "`hyp=` is deprecated" in r.stderr and "use `evaluate.hyp=`" in r.stderr  # old spellings still work
 
 
 def test_evaluate_identity_and_errors(tmp_path):
@@ -63,7 +64,7 @@ def test_evaluate_identity_and_errors(tmp_path):
     assert evaluate(a, [a], ["bleu", "chrf"])[0]["score"] == pytest.approx(100.0)
     assert evaluate(a, [a, a], ["bleu"])[0]["signature"].startswith("nrefs:2")
     short = write_lines(tmp_path / "short", TINY_EN[:3])
-    with pytest.raises(CorpusError, match="has 12 lines but .* has 3"):
+    with pytest.raises(CorpusError, match="the reference has 3 lines but .* has 12"):
         evaluate(a, [short], ["bleu"])
     empty = write_lines(tmp_path / "empty", b"")
     with pytest.raises(CorpusError, match="empty file"):
@@ -79,7 +80,7 @@ def test_console_scripts_equal_the_python_m_forms(tmp_path):
         assert r.returncode == 0 and "Configuration groups" in r.stdout, (name, r.stderr[-1500:])
     hyp = write_lines(tmp_path / "hyp", TINY_EN[:3] + ["a dog"])
     ref = write_lines(tmp_path / "ref", TINY_EN[:4])
-    args = [f"hyp={hyp}", f"ref={ref}", "metrics=[bleu,chrf]"]
+    args = [f"evaluate.hyp={hyp}", f"evaluate.ref={ref}", "scoring.metrics=[bleu,chrf]"]
     script = subprocess.run([os.path.join(bin_dir, "nmt-evaluate"), *args], capture_output=True, text=True, cwd=tmp_path)
     module = subprocess.run([sys.executable, "-m", "nmt.evaluate", *args], capture_output=True, text=True,
                             cwd=tmp_path, env=ENV)

@@ -21,13 +21,13 @@ def test_word_vocab_min_freq_max_size_and_unk():
     v = TokenVocab.build("word", counter, min_freq=2, max_size=2)
     assert v.itos[:4] == list(SPECIAL_TOKENS) and v.itos[4:] == ["a", "b"]  # ties alphabetical
     assert v.encode_batch(["a c b"]) == [[4, UNK_ID, 5]]
-    assert v.decode([SOS_ID, 4, 5, EOS_ID, 4, PAD_ID]) == "a b"
+    assert v.to_text([SOS_ID, 4, 5, EOS_ID, 4, PAD_ID]) == "a b"
 
 
 def test_char_vocab_round_trips_exactly():
     v = TokenVocab.build("char", Counter("".join(SENTS)))
     for s in SENTS:
-        assert v.decode(v.encode_batch([s])[0]) == s
+        assert v.to_text(v.encode_batch([s])[0]) == s
 
 
 @pytest.mark.parametrize("joint", [True, False])
@@ -39,7 +39,7 @@ def test_spm_special_ids_round_trip_and_reload(tmp_path, joint):
     assert (s is t) == joint
     assert (s.sp.pad_id(), s.sp.unk_id(), s.sp.bos_id(), s.sp.eos_id()) == (PAD_ID, UNK_ID, SOS_ID, EOS_ID)
     for text in SENTS:
-        assert s.decode(s.encode_batch([text])[0]) == text
+        assert s.to_text(s.encode_batch([text])[0]) == text
     s2, t2 = load_vocabs(tmp_path / "vocab")
     assert isinstance(s2, SpmVocab) and s2.encode_batch(SENTS) == s.encode_batch(SENTS)
     assert t2.size == t.size

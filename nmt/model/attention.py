@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nmt.config import AttentionKind
+
 
 class Attention(nn.Module):
     """`prepare_keys` runs once per batch of sources; `forward` per decoder call."""
@@ -56,11 +58,10 @@ class BahdanauAttention(Attention):
         return self.v(torch.tanh(q + keys.unsqueeze(1))).squeeze(-1)  # (B, T, S)
 
 
+ATTENTION_CLASSES = {AttentionKind.luong: LuongAttention, AttentionKind.bahdanau: BahdanauAttention}
+
+
 def build_attention(kind: str, query_dim: int, value_dim: int) -> Attention | None:
-    if kind == "none":
-        return None
-    if kind == "luong":
-        return LuongAttention(query_dim, value_dim)
-    if kind == "bahdanau":
-        return BahdanauAttention(query_dim, value_dim)
-    raise ValueError(f"model.attention={kind!r}: use none, luong or bahdanau")
+    """The attention a `model.attention` value names (None for `none`)."""
+    kind = AttentionKind(kind)
+    return None if kind == AttentionKind.none else ATTENTION_CLASSES[kind](query_dim, value_dim)

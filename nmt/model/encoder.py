@@ -5,14 +5,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+from nmt.config import Cell
+
+RNN_CLASSES = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c) for LSTM; each (layers, B, H)
 
 
 def rnn_class(cell: str):
-    if cell not in RNN_CLASSES:
-        raise ValueError(f"model.cell={cell!r}: use one of {sorted(RNN_CLASSES)}")
-    return RNN_CLASSES[cell]
+    """nn.RNN, nn.GRU or nn.LSTM for a `model.cell` value."""
+    return RNN_CLASSES[Cell(cell)]
 
 
 def as_state(final) -> State:

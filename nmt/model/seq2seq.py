@@ -1,4 +1,5 @@
-"""The encoder-decoder: encode once, decode all steps (teacher forcing) or step by step."""
+"""The encoder-decoder: encode once, then run the decoder over all steps (teacher forcing) or
+step by step (search)."""
 from __future__ import annotations
 
 import torch
@@ -24,9 +25,7 @@ class Seq2Seq(nn.Module):
                                cfg.dropout, cfg.emb_dropout)
         mem = self.encoder.output_dim
         self.bridge = Bridge(mem, cfg.hidden_dim, cfg.dec_layers, 2 if cfg.cell == "lstm" else 1)
-        if cfg.input_feeding:
-            if cfg.attention != "luong":
-                raise ValueError(f"model.input_feeding needs model.attention=luong (got {cfg.attention!r})")
+        if cfg.input_feeding:  # with luong attention (check_config)
             self.decoder = InputFeedingDecoder(cfg.cell, tgt_emb, cfg.hidden_dim, cfg.dec_layers, cfg.dropout,
                                                cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings)
         elif cfg.attention == "bahdanau":
@@ -46,8 +45,9 @@ class Seq2Seq(nn.Module):
         keys = attention.prepare_keys(out) if attention is not None else None
         return Memory(out, keys, mask), self.decoder.init_state(self.bridge(final, self.encoder.num_directions))
 
-    def decode(self, tgt_in: torch.Tensor, state: State, memory: Memory):
-        """tgt_in (B, T) -> logits (B, T, V), state, attention (B, T, S) or None."""
+    def predict_next(self, tgt_in: torch.Tensor, state: State, memory: Memory):
+        """Run the decoder over tgt_in (B, T) from `state`: logits (B, T, V) of the token after
+        each position, the new state, attention (B, T, S) or None. T = 1: one search step."""
         return self.decoder(tgt_in, state, memory)
 
     def forward(self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0) -> torch.Tensor:
@@ -58,11 +58,11 @@ class Seq2Seq(nn.Module):
         assert src.size(0) == B, f"src batch {src.size(0)} != tgt batch {B}"
         memory, state = self.encode(src, src_lengths)
         if teacher_forcing >= 1.0:
-            logits, _, _ = self.decode(tgt_in, state, memory)
+            logits, _, _ = self.predict_next(tgt_in, state, memory)
             return logits
         steps, inp = [], tgt_in[:, :1]
         for t in range(T):
-            logits_t, state, _ = self.decode(inp, state, memory)
+            logits_t, state, _ = self.predict_next(inp, state, memory)
             steps.append(logits_t)
             if t + 1 < T:
                 use_gold = torch.rand(B, 1, device=tgt_in.device) < teacher_forcing

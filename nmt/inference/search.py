@@ -34,7 +34,7 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len_a
     scores = torch.zeros(B, device=device)
     tokens, attns = [], []
     for t in range(int(limits.max())):
-        logits, state, weights = model.decode(inp, state, memory)
+        logits, state, weights = model.predict_next(inp, state, memory)
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
         best_lp, tok = logp.max(-1)
         tok = tok.masked_fill(finished, PAD_ID)
@@ -91,7 +91,7 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
     t = 0
     while active:
         n = len(active)
-        logits, state, weights = model.decode(inp, state, memory)
+        logits, state, weights = model.predict_next(inp, state, memory)
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (n*K, V)
         V = logp.size(-1)
         if no_repeat_ngram > 0:
@@ -121,22 +121,14 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
         keep_beam = beam_of.gather(1, keep_pos)
         keep_tok = tok_of.gather(1, keep_pos)
         src_rows = (torch.arange(n, device=device).unsqueeze(1) * K + keep_beam).view(-1)
-        history = torch.cat([history.index_select(0, src_rows), keep_tok.view(-1, 1)], 1)
-        if attn_hist is not None:
-            attn_hist = attn_hist.index_select(0, src_rows)
-        state = tuple(s.index_select(1, src_rows) for s in state)
+        history, state, attn_hist = _select_rows(src_rows, history, state, attn_hist)
+        history = torch.cat([history, keep_tok.view(-1, 1)], 1)
         scores = keep_scores
         for j, sid in enumerate(active):
             if len(finished[sid]) >= K:
                 done_sentences.append(j)
             elif length >= limits[sid]:  # limit reached: the live beams end here, without EOS
-                for k in range(K):
-                    sc = float(keep_scores[j, k])
-                    if sc > float("-inf"):
-                        r = j * K + k
-                        att = attn_hist[r].cpu() if attn_hist is not None else None
-                        finished[sid].append((sc / _length_penalty(length, length_penalty),
-                                              history[r].tolist(), sc, att))
+                finished[sid] += _live_beams(keep_scores[j].tolist(), j * K, history, attn_hist, length, length_penalty)
                 done_sentences.append(j)
         if done_sentences:
             keep = [j for j in range(n) if j not in set(done_sentences)]
@@ -145,14 +137,30 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
                 break
             keep_t = torch.tensor(keep, device=device)
             keep_rows = (keep_t.unsqueeze(1) * K + torch.arange(K, device=device)).view(-1)
-            history, scores = history.index_select(0, keep_rows), scores.index_select(0, keep_t)
-            state = tuple(s.index_select(1, keep_rows) for s in state)
-            memory = memory.index_select(keep_rows)
-            if attn_hist is not None:
-                attn_hist = attn_hist.index_select(0, keep_rows)
+            scores, memory = scores.index_select(0, keep_t), memory.index_select(keep_rows)
+            history, state, attn_hist = _select_rows(keep_rows, history, state, attn_hist)
         inp = history[:, -1:]
         t += 1
     return [_collect(finished[i], n_best, int(src_lengths[i])) for i in range(B)]
+
+
+def _select_rows(rows: torch.Tensor, history: torch.Tensor, state: tuple, attn_hist: torch.Tensor | None):
+    """Reorder or drop beam rows: the token history (R, t), the decoder state (tuples of
+    (L, R, H)) and the attention history (R, t, S) if kept."""
+    return (history.index_select(0, rows), tuple(s.index_select(1, rows) for s in state),
+            attn_hist.index_select(0, rows) if attn_hist is not None else None)
+
+
+def _live_beams(beam_scores: list[float], first_row: int, history, attn_hist, length: int, alpha: float) -> list:
+    """A sentence's live beams (rows first_row..first_row+K-1) as finished entries, when it
+    reaches its length limit without EOS."""
+    out = []
+    for k, sc in enumerate(beam_scores):
+        if sc > float("-inf"):
+            r = first_row + k
+            att = attn_hist[r].cpu() if attn_hist is not None else None
+            out.append((sc / _length_penalty(length, alpha), history[r].tolist(), sc, att))
+    return out
 
 
 def _collect(found, n_best: int, src_len: int) -> Hypothesis:

@@ -34,16 +34,19 @@ def weight_problem(model: torch.nn.Module, limit: float) -> str | None:
     return None
 
 
-def divergence_message(problem: str, step: int, tc, saved: dict[str, int], ckpt_dir: Path) -> str:
-    """One line: what diverged, which checkpoints are good and the fix that applies to this run."""
+def divergence_message(problem: str, step: int, saved: dict[str, int], ckpt_dir: Path, *, lr: float,
+                       clip_grad_norm: float, warmup_steps: int, schedule: str, precision: str,
+                       checkpoint_every: int) -> str:
+    """One line: what diverged, which checkpoints are good (`saved`: file name -> step) and the
+    fixes that apply to this run's settings."""
     kept = ", ".join(f"{ckpt_dir / name} (step {s})" for name, s in sorted(saved.items())) \
-        or f"none (no checkpoint was due before it; train.checkpoint_every={tc.checkpoint_every})"
-    fixes = [f"lower train.lr (now {tc.lr:g}), e.g. train.lr={tc.lr / 10:g}"]
-    if tc.clip_grad_norm <= 0:
+        or f"none (no checkpoint was due before it; train.checkpoint_every={checkpoint_every})"
+    fixes = [f"lower train.lr (now {lr:g}), e.g. train.lr={lr / 10:g}"]
+    if clip_grad_norm <= 0:
         fixes.append("clip gradients, e.g. train.clip_grad_norm=1.0")
-    if tc.warmup_steps < 100 and tc.schedule in ("cosine", "warmup_decay"):
-        fixes.append(f"a longer train.warmup_steps (now {tc.warmup_steps})")
-    if tc.precision != "fp32":
-        fixes.append(f"train.precision=fp32 (now {tc.precision})")
+    if warmup_steps < 100 and schedule in ("cosine", "warmup_decay"):
+        fixes.append(f"a longer train.warmup_steps (now {warmup_steps})")
+    if precision != "fp32":
+        fixes.append(f"train.precision=fp32 (now {precision})")
     return (f"training diverged at step {step}: {problem}; stopped without saving anything from it. "
             f"Good checkpoints: {kept}. Fix: {'; '.join(fixes)}")

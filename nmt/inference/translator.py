@@ -18,13 +18,13 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.collate import arrow_table, collate
-from nmt.config import DecodeConfig, PreprocessConfig
+from nmt.batching import decoding_batches
+from nmt.collate import collate
+from nmt.config import DecodeConfig, PreprocessConfig, Quantize, SearchKind, check_search, choice
 from nmt.corpus import DropCounts, clean_chunk
-from nmt.search import Hypothesis, search
+from nmt.inference.search import Hypothesis, search
+from nmt.store import split_table
 from nmt.vocab import EOS_ID, SOS_ID
-
-QUANTIZE_CHOICES = (None, "int8")
 
 
 @dataclass
@@ -41,15 +41,13 @@ class Translation:
     attention: np.ndarray | None = None
 
 
-def decode_options(base: Any = None, **overrides) -> DecodeConfig:
-    """A DecodeConfig from a preset name ("beam" | "greedy"), a config node (conf/decode/*) or a
-    DecodeConfig, with `overrides` (beam_size, n_best, length_penalty, ...) applied. "greedy" is
-    beam_size 1; naming beam_size > 1 with "greedy" switches to beam search."""
+def search_options(base: Any = None, **overrides) -> DecodeConfig:
+    """Search options from a preset name ("beam" | "greedy"), a config node (conf/decode/*) or a
+    DecodeConfig, with `overrides` (beam_size, n_best, length_penalty, ...) applied. The one rule
+    for greedy or beam: an explicit beam_size decides it (1: greedy, more: beam)."""
     if base is None or isinstance(base, str):
-        kind = base or "beam"
-        if kind not in ("beam", "greedy"):
-            raise ValueError(f"decode={kind!r}: use beam or greedy")
-        opts = DecodeConfig(kind=kind, beam_size=1 if kind == "greedy" else DecodeConfig.beam_size)
+        kind = choice(SearchKind, base or "beam", "decode")
+        opts = DecodeConfig(kind=kind, beam_size=1 if kind == SearchKind.greedy else DecodeConfig.beam_size)
     elif isinstance(base, DecodeConfig):
         opts = base
     else:
@@ -59,11 +57,14 @@ def decode_options(base: Any = None, **overrides) -> DecodeConfig:
     unknown = set(overrides) - set(DecodeConfig.__dataclass_fields__)
     if unknown:
         raise ValueError(f"unknown decode option(s) {sorted(unknown)}: use {sorted(DecodeConfig.__dataclass_fields__)}")
+    if "beam_size" in overrides and "kind" not in overrides:
+        overrides["kind"] = SearchKind.greedy if overrides["beam_size"] == 1 else SearchKind.beam
     opts = dataclasses.replace(opts, **overrides)
-    if opts.kind == "greedy" and opts.beam_size > 1 and "beam_size" in overrides:
-        opts = dataclasses.replace(opts, kind="beam")
-    if opts.beam_size < 1 or opts.n_best < 1 or (opts.kind == "beam" and opts.n_best > opts.beam_size):
+    opts = dataclasses.replace(opts, kind=choice(SearchKind, opts.kind, "decode.kind"),
+                               quantize=choice(Quantize, opts.quantize, "decode.quantize"))
+    if opts.beam_size < 1 or opts.n_best < 1:
         raise ValueError(f"beam_size={opts.beam_size}, n_best={opts.n_best}: need 1 <= n_best <= beam_size")
+    check_search(opts.kind, opts.beam_size, opts.n_best)
     return opts
 
 
@@ -83,7 +84,7 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class Translator:
-    """A model with its vocabularies, preprocessing and decoding options.
+    """A model with its vocabularies, preprocessing and search options (`options`).
 
     Sources are cleaned as prepare cleaned the training data (unicode form, whitespace,
     lowercasing) and never truncated (an RNN reads any length). Sentences are decoded in
@@ -92,42 +93,47 @@ class Translator:
 
     def __init__(self, model: torch.nn.Module, src_vocab, tgt_vocab, preprocess: Any = None,
                  decode: Any = "beam", device: str | torch.device = "cpu", max_tokens: int = 4000,
-                 info: dict | None = None):
+                 info: dict | None = None, prepared_dir: str | None = None):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
         pp = OmegaConf.structured(PreprocessConfig)
         self.preprocess = OmegaConf.merge(pp, preprocess) if preprocess is not None else pp
-        self.decode = decode_options(decode)
+        self.options = search_options(decode)
         self.device = torch.device(device)
         self.max_tokens = max_tokens
         self.info = info or {}
+        self.prepared_dir = prepared_dir  # where the training data was prepared (for translate split=...)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, decode: Any = "beam", device: str = "cpu", quantize: str | None = None,
                         max_tokens: int = 4000, **decode_overrides) -> "Translator":
-        """Load `path` (verified: content hash, finite weights) for inference. `decode`: "beam" |
-        "greedy" | a decode config; keyword options (beam_size, n_best, length_penalty, max_len_a,
-        max_len_b, no_repeat_ngram) override it. `quantize="int8"`: int8 weights on the CPU."""
-        from nmt.checkpoint import load_checkpoint, model_from_checkpoint
+        """Load `path` (verified: no code runs, content hash, finite weights) for inference.
+        `decode`: "beam" | "greedy" | a decode config; keyword options (beam_size, n_best,
+        length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it.
+        `quantize="int8"`: int8 weights on the CPU."""
+        from nmt.checkpoint import Checkpoint
 
-        if quantize not in QUANTIZE_CHOICES:
-            raise ValueError(f"quantize={quantize!r}: use none or int8")
-        if quantize == "int8" and str(device) != "cpu":
+        quantize = choice(Quantize, quantize or "none", "quantize")
+        if quantize == Quantize.int8 and str(device) != "cpu":
             raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
-        ckpt = load_checkpoint(Path(path))
-        model, src_vocab, tgt_vocab, model_cfg = model_from_checkpoint(ckpt, "cpu" if quantize else device)
-        if quantize == "int8":
+        ckpt = Checkpoint.load(Path(path))
+        src_vocab, tgt_vocab = ckpt.vocabs()
+        model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id,
+                                 "cpu" if quantize == Quantize.int8 else device)
+        if quantize == Quantize.int8:
             model = quantize_int8(model)
-        progress = ckpt.get("progress") or {}
-        metric = (ckpt.get("train_cfg") or {}).get("early_stopping_metric")
-        info = {"checkpoint": str(path), "model": OmegaConf.to_container(model_cfg), "n_params": ckpt.get("n_params"),
-                "vocab": {"kind": ckpt["prepared"]["vocab"].get("kind"), "src_size": src_vocab.size,
-                          "tgt_size": tgt_vocab.size},
-                "languages": ckpt.get("languages"), "step": progress.get("step"),
-                "best_valid": {"metric": metric, "score": progress.get("best_score"), "step": progress.get("best_step")},
-                "averaged_from": ckpt.get("averaged_from"), "quantize": quantize or "none",
-                "prepared_dir": ckpt["prepared"].get("dir")}
-        return cls(model, src_vocab, tgt_vocab, ckpt.get("preprocess"), decode_options(decode, **decode_overrides),
-                   device, max_tokens, info)
+        info = {"checkpoint": str(path), **ckpt.info(), "quantize": str(quantize)}
+        return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, search_options(decode, **decode_overrides),
+                   device, max_tokens, info, ckpt.prepared.get("dir"))
+
+    @classmethod
+    def from_config(cls, cfg) -> "Translator":
+        """The Translator for `ckpt=` with the `decode` group's options (decode.quantize
+        included), on CUDA when there is one and train.device allows it (not for int8)."""
+        if not cfg.ckpt:
+            raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt")
+        quantize = Quantize(cfg.decode.quantize)
+        cuda = torch.cuda.is_available() and cfg.train.device != "cpu" and quantize == Quantize.none
+        return cls.from_checkpoint(Path(cfg.ckpt), cfg.decode, "cuda" if cuda else "cpu", str(quantize))
 
     # ------------------------------------------------------------------ text in, text out
 
@@ -144,11 +150,11 @@ class Translator:
 
     def translate(self, texts: Sequence[str] | str, **options) -> list[str]:
         """Sentences -> their best translations (detokenized), in input order. `options`
-        override the decoding options for this call (beam_size, length_penalty, ...)."""
+        override the search options for this call (beam_size, length_penalty, ...)."""
         if isinstance(texts, str):
             texts = [texts]
         ids, _ = self.encode(texts)
-        return self.detokenize(self.decode_ids(ids, decode_options(self.decode, **options)))
+        return self.detokenize(self.translate_ids(ids, search_options(self.options, **options)))
 
     def translate_detailed(self, texts: Sequence[str] | str, n_best: int | None = None, attention: bool = False,
                            **options) -> list[Translation]:
@@ -156,53 +162,51 @@ class Translator:
         attention weights of the best hypothesis."""
         if isinstance(texts, str):
             texts = [texts]
-        opts = decode_options(self.decode, n_best=n_best, **options)
+        opts = search_options(self.options, n_best=n_best, **options)
         ids, _ = self.encode(texts)
-        hyps = self.decode_ids(ids, opts, attention)
-        return [self._translation(h, src, attention) for h, src in zip(hyps, ids)]
+        hyps = self.translate_ids(ids, opts, attention)
+        return [self.translation(h, src, attention) for h, src in zip(hyps, ids)]
 
-    def _translation(self, hyp: Hypothesis, src_ids: list[int], attention: bool) -> Translation:
+    def translation(self, hyp: Hypothesis, src_ids: list[int], attention: bool = False) -> Translation:
+        """A hypothesis of `src_ids` as text, with its n-best list (and attention on request)."""
         alternatives = hyp.n_best or [hyp]
         return Translation(
-            text=self.tgt_vocab.decode(hyp.tokens), score=hyp.score,
-            n_best=[(self.tgt_vocab.decode(h.tokens), h.score) for h in alternatives],
+            text=self.tgt_vocab.to_text(hyp.tokens), score=hyp.score,
+            n_best=[(self.tgt_vocab.to_text(h.tokens), h.score) for h in alternatives],
             source_pieces=self.src_vocab.pieces(src_ids), target_pieces=self.tgt_vocab.pieces(hyp.tokens),
             attention=hyp.attention.numpy() if attention and hyp.attention is not None else None)
 
     def detokenize(self, hyps: Sequence[Hypothesis]) -> list[str]:
-        return [self.tgt_vocab.decode(h.tokens) for h in hyps]
+        return [self.tgt_vocab.to_text(h.tokens) for h in hyps]
 
     # ------------------------------------------------------------------ ids in, hypotheses out
 
-    def translate_split(self, split, decode: Any = None, attention: bool = False) -> list[Hypothesis]:
+    def translate_split(self, split, options: Any = None, attention: bool = False) -> list[Hypothesis]:
         """Every example of a prepared split (its `src_ids`), in corpus order."""
-        sources = arrow_table(split).column("src_ids").to_pylist()
-        return self.decode_ids(sources, decode_options(decode) if decode is not None else self.decode, attention)
+        sources = split_table(split).column("src_ids").to_pylist()
+        return self.translate_ids(sources, search_options(options) if options is not None else self.options,
+                                  attention)
 
     @torch.no_grad()
-    def decode_ids(self, sources: Sequence[Sequence[int]], decode: DecodeConfig | None = None,
-                   attention: bool = False) -> list[Hypothesis]:
-        """Source id sequences -> hypotheses in input order (greedy or beam search as `decode`
-        says). Sorted by length and cut into batches of at most `max_tokens` padded source
-        tokens; an empty source gives an empty hypothesis without being decoded."""
-        decode = decode or self.decode
+    def translate_ids(self, sources: Sequence[Sequence[int]], options: DecodeConfig | None = None,
+                      attention: bool = False) -> list[Hypothesis]:
+        """Source id sequences -> hypotheses in input order (greedy or beam search as `options`
+        say), decoded in batches of similar length within `max_tokens` padded source tokens;
+        an empty source gives an empty hypothesis without being decoded."""
+        options = options or self.options
         hyps: list[Hypothesis | None] = [None] * len(sources)
-        order = sorted((i for i, s in enumerate(sources) if len(s)), key=lambda i: -len(sources[i]))
+        todo = [i for i, s in enumerate(sources) if len(s)]
         for i, s in enumerate(sources):
             if not len(s):
                 hyps[i] = Hypothesis([], 0.0, n_best=[Hypothesis([], 0.0)])
         was_training = self.model.training
         self.model.eval()
         try:
-            start = 0
-            while start < len(order):
-                longest = len(sources[order[start]])
-                size = max(1, self.max_tokens // longest)
-                chunk = order[start:start + size]
-                start += len(chunk)
+            for batch_rows in decoding_batches([len(sources[i]) for i in todo], self.max_tokens):
+                chunk = [todo[j] for j in batch_rows.tolist()]
                 batch = collate([(i, torch.as_tensor(sources[i], dtype=torch.long),
                                   torch.tensor([SOS_ID, EOS_ID])) for i in chunk]).to(self.device)
-                found = search(self.model, batch.src, batch.src_lengths, decode, attention)
+                found = search(self.model, batch.src, batch.src_lengths, options, attention)
                 for i, h in zip(batch.indices.tolist(), found):
                     hyps[i] = h
         finally:

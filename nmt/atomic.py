@@ -1,0 +1,104 @@
+"""Atomic writes of files and folders: write beside the target under a scratch name, then
+rename (or swap) it in, so a kill at any instant leaves the old or the new version, never half
+of one; locks; and the removal of the scratch files that killed writes left behind.
+
+Scratch names: `.NAME.tmp-XXXX` (being written), `.NAME.work-XXXX` (a work folder of
+prepare), `.NAME.old-PID` (the old folder during a two-rename swap).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+SCRATCH_KINDS = ("tmp", "work", "old")
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where the
+    system or the file system cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def remove_stale_scratch(final: Path) -> tuple[int, int]:
+    """Remove the scratch files and folders that killed writes left beside `final`; (count,
+    bytes). `final` may name a glob (`ckpt_dir / "*.pt"`: every checkpoint's scratch). Call it
+    while no live writer of `final` runs (hold `output_lock(final)`). A `.old-` folder is put
+    back first when `final` itself is missing (a kill inside the fallback swap)."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return 0, 0
+    found = [p for kind in SCRATCH_KINDS for p in final.parent.glob(f".{final.name}.{kind}-*")]
+    olds = [p for p in found if p.name.startswith(f".{final.name}.old-") and p.is_dir()]
+    if "*" not in final.name and not final.exists() and olds:
+        olds[0].rename(final)
+        found.remove(olds[0])
+    size = sum(f.stat().st_size for p in found for f in ([p] if p.is_file() else p.rglob("*")) if f.is_file())
+    for p in found:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    return len(found), size
+
+
+@contextlib.contextmanager
+def output_lock(final: Path, timeout: float = -1) -> Iterator[None]:
+    """An exclusive lock on `final` (a `.NAME.lock` file beside it), held by one process at a
+    time: two writers of one folder run one after the other."""
+    from filelock import FileLock
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(final.parent / f".{final.name}.lock"), timeout=timeout):
+        yield
+
+
+@contextlib.contextmanager
+def atomic_file(final: Path) -> Iterator[Path]:
+    """Yield a scratch path beside `final` to write; on success it is renamed to `final`, on
+    failure removed."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield a scratch folder beside `final`; on success it replaces `final`, on failure it is
+    removed. The replacement is one atomic exchange where the system has one (Linux), so a kill
+    at any instant leaves either the old or the new folder at `final`, never none and never half
+    of one. Elsewhere it is two renames, and `remove_stale_scratch` puts the old folder back
+    after a kill between them. Hold `output_lock(final)` around it."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if not final.exists():
+        tmp.rename(final)
+        return
+    if _exchange(tmp, final):  # tmp now holds the old folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)

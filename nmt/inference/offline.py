@@ -1,0 +1,126 @@
+"""The `nmt.translate` program: translate a text file, all of stdin, stdin line by line, or a
+prepared split; write the hypotheses, score them against references, plot attention."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nmt.inference.translator import Translator
+from nmt.scoring import as_list, score_corpus
+from nmt.store import load_prepared, split_table
+from nmt.textio import check_references, iter_stdin, read_lines, read_stdin
+
+
+@dataclass
+class Job:
+    """What to translate: source ids, a name for the output files, references (with names)."""
+
+    name: str
+    sources: list[list[int]]
+    refs: list[list[str]] = field(default_factory=list)
+    ref_names: list[str] = field(default_factory=list)
+
+
+def hyp_file_name(name: str) -> str:
+    """hyp.NAME.txt for a split or an input file (in.de -> hyp.in.de.txt, a.txt.gz -> hyp.a.txt)."""
+    for suffix in (".gz", ".txt"):
+        name = name.removesuffix(suffix)
+    return f"hyp.{name}.txt"
+
+
+def text_job(tr: Translator, tcfg) -> Job:
+    """`translate.input=FILE` (or `-`: all of stdin), with `translate.ref` references."""
+    texts = read_stdin() if tcfg.input == "-" else read_lines(Path(tcfg.input))
+    sources, _ = tr.encode(texts)
+    ref_names = as_list(tcfg.ref)
+    refs = [read_lines(Path(r)) for r in ref_names]
+    return Job("stdin" if tcfg.input == "-" else Path(tcfg.input).name, sources, refs, ref_names)
+
+
+def split_job(tr: Translator, split_name: str, fallback_dir: str) -> Job:
+    """`translate.split=NAME` of the folder the model's data was prepared in (else `prepared_dir`)."""
+    prepared = Path(tr.prepared_dir or fallback_dir)
+    prepared = prepared if prepared.is_dir() else Path(fallback_dir)
+    data, _, _ = load_prepared(prepared)
+    if split_name not in data:
+        raise ValueError(f"translate.split={split_name!r} is not in {prepared} (it has {list(data)})")
+    table = split_table(data[split_name])
+    return Job(split_name, table.column("src_ids").to_pylist(), [table.column("tgt_text").to_pylist()],
+               [f"split {split_name}"])
+
+
+def write_hypotheses(lines: list[str], output: str | None, run_dir: Path, name: str) -> Path:
+    """The hypotheses to `output` (default: hyp.NAME.txt in the run dir), with a copy in the run dir."""
+    run_copy = run_dir / hyp_file_name(name)
+    out_file = Path(output) if output else run_copy
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(line + "\n" for line in lines)
+    out_file.write_text(text, encoding="utf-8")
+    if out_file.resolve() != run_copy.resolve():
+        run_copy.write_text(text, encoding="utf-8")
+    return out_file
+
+
+def plot_attention(tr: Translator, sources: list[list[int]], k: int, out_dir: Path) -> list[Path]:
+    """Heatmaps of the first `k` sentences' attention (best hypothesis), as PNG files."""
+    from nmt.plots import attention_heatmap
+
+    sources = sources[:k]
+    paths = []
+    for i, (src, hyp) in enumerate(zip(sources, tr.translate_ids(sources, attention=True))):
+        if not src:
+            continue
+        if hyp.attention is None:
+            print("translate: this model has no attention; plots.n_attention ignored", file=sys.stderr)
+            break
+        out_tokens = tr.tgt_vocab.pieces(hyp.tokens) + ["</s>"]
+        paths.append(attention_heatmap(hyp.attention.numpy(), tr.src_vocab.pieces(src), out_tokens,
+                                       out_dir / f"attention_{i:03d}.png"))
+    return paths
+
+
+def translate_job(cfg, run_dir: Path) -> dict:
+    """Translate as `cfg.translate` says with the checkpoint `cfg.ckpt`; return {hyps, scores?, ...}."""
+    tr = Translator.from_config(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    tcfg = cfg.translate
+    if tcfg.input is None and not tcfg.split:
+        return interactive(tr)
+    started = time.time()
+    job = text_job(tr, tcfg) if tcfg.input is not None else split_job(tr, tcfg.split, cfg.prepared_dir)
+    lines = tr.detokenize(tr.translate_ids(job.sources))
+    seconds = time.time() - started
+    out_file = write_hypotheses(lines, tcfg.output, run_dir, job.name)
+    result = {"sentences": len(lines), "seconds": round(seconds, 3),
+              "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 1), "decode": str(tr.options.kind),
+              "beam_size": tr.options.beam_size if tr.options.kind == "beam" else 1,
+              "quantize": tr.info.get("quantize", "none"), "hyp_file": str(out_file)}
+    print(f"translate: {len(lines)} sentences in {seconds:.1f}s ({result['sentences_per_s']} sentences/s), "
+          f"{tr.options.kind} search; hypotheses in {out_file}", file=sys.stderr)
+    if job.refs:
+        check_references(job.refs, job.ref_names, len(lines), "the input")
+        s = cfg.scoring
+        result["scores"] = score_corpus(lines, job.refs, s.metrics, s.tokenize, s.lowercase)
+        for score in result["scores"]:
+            print(score["line"])
+        (run_dir / f"scores.{job.name}.json").write_text(json.dumps(result, indent=2))
+    if cfg.plots.n_attention:
+        paths = plot_attention(tr, job.sources, cfg.plots.n_attention, run_dir)
+        print(f"translate: {len(paths)} attention heatmaps in {run_dir}", file=sys.stderr)
+    result["hyps"] = lines
+    return result
+
+
+def interactive(tr: Translator) -> dict:
+    """Translate standard input line by line, flushing each translation (usable in pipes)."""
+    n = 0
+    if sys.stdin.isatty():
+        print("translate: type a sentence, Enter to translate, Ctrl-D to end", file=sys.stderr)
+    for line in iter_stdin():
+        print(tr.translate([line])[0], flush=True)
+        n += 1
+    return {"sentences": n}

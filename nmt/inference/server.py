@@ -1,0 +1,293 @@
+"""The HTTP translation server (FastAPI + uvicorn) with dynamic batching, run by `nmt.serve`.
+
+    curl -s localhost:8000/translate -H 'content-type: application/json' -d '{"text": ["Ein Hund rennt."]}'
+
+POST /translate {"text": "..." | ["...", ...], "beam_size": K?, "n_best": N?}
+    -> {"translations": [{"text", "score", "n_best"?: [{"text", "score"}]}]}
+GET /health, GET /info, GET /docs (OpenAPI). Bad requests get a 4xx with {"error": ...}.
+
+Dynamic batching: requests that arrive while the model is busy, and under concurrent traffic
+those within `max_wait_ms` of the first one, are decoded together in one batched search (up to
+`max_batch_sentences` sentences within the token budget of `max_batch_tokens` padded source
+tokens: nmt.batching's rule); each response gets exactly its own sentences back, in order.
+SIGTERM (or Ctrl-C) stops accepting connections and finishes the requests in flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import List, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from nmt.batching import fits_token_budget
+from nmt.inference.translator import Translation, Translator, search_options
+
+
+class TranslateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Union[StrictStr, List[StrictStr]] = Field(
+        description="a sentence, or a list of sentences translated independently")
+    beam_size: Optional[int] = Field(None, ge=1, description="beam width (1 = greedy); default: the server's")
+    n_best: Optional[int] = Field(None, ge=1, description="alternatives per sentence (<= beam_size)")
+
+
+class Alternative(BaseModel):
+    text: str
+    score: float
+
+
+class TranslationOut(BaseModel):
+    text: str
+    score: float = Field(description="log-probability of the translation under the model")
+    n_best: Optional[List[Alternative]] = None
+
+
+class TranslateResponse(BaseModel):
+    translations: List[TranslationOut]
+
+
+@dataclass
+class Pending:
+    """One request waiting in the batcher: its source ids, its decoding options, its future."""
+
+    sources: list[list[int]]
+    options_key: tuple[int, int]  # (beam_size, n_best): requests batch with others of the same key
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class DynamicBatcher:
+    """Gathers concurrent requests and decodes them in one batched search on one worker thread.
+
+    A batch opens with the first waiting request and takes every request that arrives within
+    `max_wait_ms`, up to `max_batch_sentences` sentences within the token budget of
+    `max_batch_tokens` padded source tokens (a single request larger than that is decoded alone). While a batch decodes, new requests queue
+    and form the next one. `max_batch_sentences=1` turns batching off."""
+
+    def __init__(self, translator: Translator, max_wait_ms: float, max_batch_sentences: int, max_batch_tokens: int):
+        self.translator = translator
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_sentences, self.max_tokens = max_batch_sentences, max_batch_tokens
+        self.queue: asyncio.Queue[Pending] = asyncio.Queue()
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="nmt-decode")
+        self.carry: Pending | None = None  # a request that did not fit the previous batch
+        self.stats = {"requests": 0, "sentences": 0, "batches": 0, "largest_batch": 0}
+        self.task: asyncio.Task | None = None
+        self.last_batch_requests = 0  # > 1: there is concurrent traffic worth waiting for
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        self.executor.shutdown(wait=True)
+
+    async def submit(self, sources: list[list[int]], options) -> list[Translation]:
+        """Decode `sources` with the search `options` (batched with other requests of the same
+        beam_size and n_best); their translations, in order."""
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(Pending(sources, (options.beam_size, options.n_best), future))
+        return await future
+
+    async def _next(self, timeout: float | None) -> Pending | None:
+        if self.carry is not None:
+            item, self.carry = self.carry, None
+            return item
+        if timeout is None:
+            return await self.queue.get()
+        if timeout <= 0:
+            return self.queue.get_nowait() if not self.queue.empty() else None
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    async def _gather(self) -> list[Pending]:
+        first = await self._next(None)
+        batch, n, longest = [first], len(first.sources), max(map(len, first.sources), default=0)
+        # requests queued while the model was busy always join; waiting for more pays only under
+        # concurrent traffic (the last batch held several requests): a lone client is never delayed
+        deadline = time.perf_counter() + (self.max_wait if self.last_batch_requests > 1 else 0.0)
+        while n < self.max_sentences:
+            item = await self._next(deadline - time.perf_counter())
+            if item is None:
+                break
+            size, item_longest = len(item.sources), max(max(map(len, item.sources), default=0), longest)
+            if n + size > self.max_sentences or not fits_token_budget(n + size, item_longest, self.max_tokens):
+                self.carry = item
+                break
+            batch.append(item)
+            n, longest = n + size, item_longest
+        self.last_batch_requests = len(batch)
+        return batch
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._gather()
+            groups: dict[tuple[int, int], list[Pending]] = {}
+            for item in batch:
+                groups.setdefault(item.options_key, []).append(item)
+            for (beam_size, n_best), items in groups.items():
+                sources = [s for item in items for s in item.sources]
+                opts = search_options(self.translator.options, beam_size=beam_size, n_best=n_best)
+                try:
+                    results = await loop.run_in_executor(self.executor, self._decode, sources, opts)
+                except Exception as err:  # a bug, not bad input (that is refused before): fail these requests only
+                    for item in items:
+                        if not item.future.done():
+                            item.future.set_exception(err)
+                    continue
+                self.stats["batches"] += 1
+                self.stats["largest_batch"] = max(self.stats["largest_batch"], len(sources))
+                start = 0
+                for item in items:
+                    k = len(item.sources)
+                    if not item.future.done():
+                        item.future.set_result(results[start:start + k])
+                    start += k
+                    self.stats["requests"] += 1
+                    self.stats["sentences"] += k
+
+    def _decode(self, sources: list[list[int]], opts) -> list[Translation]:
+        hyps = self.translator.translate_ids(sources, opts)
+        return [self.translator.translation(h, s) for h, s in zip(hyps, sources)]
+
+
+class RequestProblem(ValueError):
+    """A request the server refuses: `status` is the HTTP status, the message its error text."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def read_request(req: TranslateRequest, defaults, serve_cfg) -> tuple[list[str], object]:
+    """(sentences, search options) of a request within the server's limits, or RequestProblem."""
+    texts = [req.text] if isinstance(req.text, str) else req.text
+    if not texts:
+        raise RequestProblem(422, "invalid request: text: an empty list. Send at least one sentence")
+    if len(texts) > serve_cfg.max_sentences:
+        raise RequestProblem(413, f"{len(texts)} sentences in one request; serve.max_sentences="
+                                  f"{serve_cfg.max_sentences}. Send fewer per request")
+    for i, t in enumerate(texts):
+        if len(t) > serve_cfg.max_chars:
+            raise RequestProblem(413, f"text[{i}] has {len(t)} characters; serve.max_chars={serve_cfg.max_chars}")
+    beam = req.beam_size or defaults.beam_size
+    if beam > serve_cfg.max_beam_size:
+        raise RequestProblem(422, f"invalid request: beam_size={beam} exceeds serve.max_beam_size="
+                                  f"{serve_cfg.max_beam_size}")
+    try:
+        return texts, search_options(defaults, beam_size=beam, n_best=req.n_best or 1)
+    except ValueError as err:
+        raise RequestProblem(422, f"invalid request: {err}") from None
+
+
+def create_app(translator: Translator, serve_cfg) -> "FastAPI":
+    """The FastAPI application around one Translator (`serve_cfg`: the `serve` config group)."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
+                             serve_cfg.max_batch_tokens)
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        yield
+        await batcher.stop()  # after uvicorn has finished the requests in flight
+
+    app = FastAPI(title="nmt translation server", version="1", lifespan=lifespan,
+                  description="Translate with a trained nmt checkpoint; concurrent requests are batched.")
+    app.state.batcher = batcher
+
+    def error(status: int, message: str, **extra) -> JSONResponse:
+        return JSONResponse(status_code=status, content={"error": message, **extra})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                    for e in exc.errors()]
+        first = problems[0] if problems else {"where": "body", "problem": "invalid"}
+        return error(422, f"invalid request: {first['where']}: {first['problem']}", detail=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = "the body is not valid UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
+        return error(exc.status_code, message)
+
+    @app.middleware("http")
+    async def check_body(request: Request, call_next):
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > serve_cfg.max_body_bytes:
+                return error(413, f"request body of {length} bytes exceeds serve.max_body_bytes="
+                                  f"{serve_cfg.max_body_bytes}")
+            if not request.headers.get("content-type", "").startswith("application/json"):
+                return error(415, "send the body as JSON with the header Content-Type: application/json")
+        return await call_next(request)
+
+    @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
+              responses={413: {"description": "too many or too long sentences"},
+                         422: {"description": "not JSON, wrong types, empty list, bad options"}})
+    async def translate(req: TranslateRequest):
+        try:
+            texts, options = read_request(req, translator.options, serve_cfg)
+        except RequestProblem as problem:
+            return error(problem.status, str(problem))
+        sources, _ = translator.encode(texts)
+        results = await batcher.submit(sources, options)
+        return {"translations": [
+            {"text": r.text, "score": r.score,
+             "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None}
+            for r in results]}
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "queued": batcher.queue.qsize(), **batcher.stats}
+
+    @app.get("/info")
+    async def info():
+        d = translator.options
+        return {**translator.info,
+                "decode": {"kind": str(d.kind), "beam_size": d.beam_size, "length_penalty": d.length_penalty,
+                           "max_len_a": d.max_len_a, "max_len_b": d.max_len_b},
+                "serve": {k: serve_cfg[k] for k in ("max_wait_ms", "max_batch_sentences", "max_batch_tokens",
+                                                     "max_sentences", "max_chars", "max_beam_size")}}
+
+    return app
+
+
+def serve(cfg) -> None:
+    """Load `cfg.ckpt` and serve until SIGTERM / Ctrl-C (`cfg.serve`: host, port, limits)."""
+    import torch
+    import uvicorn
+
+    # decoding threads: by default all cores but one, which the HTTP event loop keeps for itself
+    torch.set_num_threads(cfg.serve.threads or max(1, (os.cpu_count() or 1) - 1))
+    translator = Translator.from_config(cfg)
+    translator.translate(["warm up"])  # the first call allocates; do it before the first client waits
+    app = create_app(translator, cfg.serve)
+    print(f"serve: {cfg.ckpt} ({translator.info.get('quantize')} weights, {translator.options.kind} search) on "
+          f"http://{cfg.serve.host}:{cfg.serve.port} (docs at /docs)", file=sys.stderr, flush=True)
+    # uvicorn catches SIGTERM/SIGINT, finishes the requests in flight, then re-raises the signal
+    # under the handlers it found: with these, that ends the process normally (exit 0)
+    stopped_by: list[str] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stopped_by.append(signal.Signals(signum).name))
+    uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=str(cfg.serve.log_level),
+                timeout_graceful_shutdown=cfg.serve.graceful_seconds)
+    stats = app.state.batcher.stats
+    print(f"serve: stopped{' by ' + stopped_by[0] if stopped_by else ''}; {stats['requests']} requests, "
+          f"{stats['sentences']} sentences in {stats['batches']} batches", file=sys.stderr)

@@ -1,0 +1,350 @@
+"""The Trainer: a training run as named steps — build, resume, train_step, validate, save,
+should_stop — around one loop (`fit`). Teacher forcing, gradient clipping, validation with
+early stopping, divergence checks, resumable checkpoints; one CPU, one GPU or DDP ranks."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from nmt.batching import LengthBatchSampler
+from nmt.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
+from nmt.collate import make_loader
+from nmt.config import Device, StopMetric, plain
+from nmt.distributed import DistInfo, init_distributed
+from nmt.inference.translator import Translator
+from nmt.model import build_model
+from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
+from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
+from nmt.training.metrics_log import MetricsLog
+from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
+                                teacher_forcing_ratio)
+from nmt.training.rng import rng_states_for_rank, rng_states_of_all_ranks, set_rng_states
+from nmt.training.validation import validate
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_score: float | None = None
+    best_step: int = 0
+    bad_validations: int = 0
+    last_validation_step: int = -1
+    train_seconds: float = 0.0
+
+
+@dataclass
+class LossMeter:
+    """Training loss and tokens/s since the last log line."""
+
+    since: float
+    tokens: int = 0
+    loss_sum: float = 0.0
+
+    def add(self, loss: float, tokens: int) -> None:
+        self.tokens += tokens
+        self.loss_sum += loss * tokens
+
+    def read_and_reset(self) -> tuple[float, float]:
+        """(mean loss per token, tokens per second) since the last call."""
+        now = time.time()
+        result = self.loss_sum / max(self.tokens, 1), self.tokens / max(now - self.since, 1e-9)
+        self.since, self.tokens, self.loss_sum = now, 0, 0.0
+        return result
+
+
+def pick_device(device: Device, dist: DistInfo) -> torch.device:
+    """train.device: cpu, cuda (check_config made sure there is one) or auto."""
+    if device == Device.cpu or (device == Device.auto and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", dist.local_rank)
+
+
+def load_training_data(prepared_dir: Path):
+    """(DatasetDict, meta, vocabs) of a prepared folder that has the train and valid splits."""
+    data, meta, vocabs = load_prepared(prepared_dir)
+    for split in ("train", "valid"):
+        if split not in data:
+            raise PreparedDataError(
+                f"{prepared_dir}: no `{split}` split. Fix: prepare it with the {split} files: "
+                f"data.splits.{split}=PREFIX (multi30k, hf) or data.files.{split}.src=A data.files.{split}.tgt=B (files)")
+    return data, meta, vocabs
+
+
+class Trainer:
+    """One training run of `cfg` (the composed config) into `run_dir`.
+
+    Construction builds everything (process group, device, data, model, optimizer, schedule,
+    sampler); `fit()` resumes if asked and runs the loop. Checkpoints go to
+    `run_dir/checkpoints/{last,best}.pt`; under torchrun every rank runs a Trainer and rank 0
+    writes."""
+
+    def __init__(self, cfg, run_dir: Path):
+        self.cfg, self.tcfg = cfg, cfg.train
+        self.run_dir, self.ckpt_dir = Path(run_dir), Path(run_dir) / "checkpoints"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.dist = init_distributed()
+        self.device = pick_device(self.tcfg.device, self.dist)
+        torch.set_num_threads(self.tcfg.threads or max(1, (os.cpu_count() or 1) // self.dist.world_size))
+        torch.use_deterministic_algorithms(self.tcfg.deterministic)
+        torch.manual_seed(self.tcfg.seed + self.dist.rank)
+        self.data, self.meta, (src_vocab, self.tgt_vocab) = load_training_data(Path(cfg.prepared_dir))
+        self.model = build_model(cfg.model, src_vocab.size, self.tgt_vocab.size, self.tgt_vocab.pad_id).to(self.device)
+        self.net = self.model  # the DDP wrapper under torchrun (after resuming)
+        self.validator = Translator(self.model, src_vocab, self.tgt_vocab, self.meta["config"]["preprocess"],
+                                    decode="greedy", device=self.device)
+        self.optimizer = make_optimizer(self.model, self.tcfg)
+        self.progress = Progress()
+        self.sampler = LengthBatchSampler.from_config(self.data["train"], self.tcfg.batching, self.dist.rank,
+                                                      self.dist.world_size)
+        self.total_steps = self.tcfg.max_steps or self.tcfg.max_epochs * len(self.sampler.epoch_batches(0))
+        self.scheduler = make_scheduler(self.optimizer, self.tcfg, self.schedule_position)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.tcfg.precision == "fp16")
+        self.loader = make_loader(self.data["train"], self.sampler, self.tgt_vocab.pad_id,
+                                  self.tcfg.batching.num_workers)
+        self.loss_limit = self.tcfg.max_loss_factor * math.log(max(self.tgt_vocab.size, 2))
+        self.saved: dict[str, int] = {}  # good checkpoint file in ckpt_dir -> its step, for the divergence message
+        self.log = MetricsLog(self.run_dir, self.dist.is_main, self.tcfg.tensorboard)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.started = time.time()
+
+    def schedule_position(self) -> tuple[int, float]:
+        """(optimizer steps taken, fraction of the budget used): the cosine schedule's clock."""
+        p = self.progress
+        return p.step, budget_fraction(p.step, p.train_seconds, self.total_steps, self.tcfg.max_minutes)
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> dict:
+        """Train until a budget, early stopping or divergence ends the run; return a summary."""
+        if self.dist.is_main:
+            from nmt.atomic import remove_stale_scratch
+
+            remove_stale_scratch(self.ckpt_dir / "*.pt")
+        self.resume(resolve_resume(self.tcfg.resume, self.run_dir))
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.say(f"train: {self.n_params:,} parameters; {len(self.data['train'])} training pairs; device "
+                 f"{self.device}; {self.dist.world_size} process(es); run dir {self.run_dir}")
+        self.started = time.time() - self.progress.train_seconds
+        stop = None
+        while self.progress.epoch < self.tcfg.max_epochs and stop is None:
+            stop = self.train_epoch()
+        return self.finish(stop or f"train.max_epochs={self.tcfg.max_epochs} reached")
+
+    def train_epoch(self) -> str | None:
+        """The rest of the current epoch; why training stops, or None to go on."""
+        p, tcfg = self.progress, self.tcfg
+        self.sampler.set_epoch(p.epoch, p.batch_in_epoch)
+        self.net.train()
+        bar = tqdm(self.loader, desc=f"epoch {p.epoch + 1}", total=len(self.sampler), disable=not self.dist.is_main,
+                   file=sys.stderr, dynamic_ncols=True)
+        meter, stop = LossMeter(time.time()), None
+        for batch in bar:
+            loss, tokens, diverged = self.train_step(batch)
+            meter.add(loss, tokens)
+            if p.step % tcfg.log_every == 0:
+                self.log_progress(bar, meter)
+            if tcfg.validate_every and p.step % tcfg.validate_every == 0 and self.validate():
+                stop = self.patience_message()
+            stop = self.should_stop(stop, diverged)
+            if stop:
+                break
+            if p.step % tcfg.checkpoint_every == 0:
+                self.save("last.pt")
+        bar.close()
+        if stop is None:  # the epoch ran to its end
+            p.epoch, p.batch_in_epoch = p.epoch + 1, 0
+            if not tcfg.validate_every and self.validate():
+                stop = self.patience_message()
+        return stop
+
+    # ------------------------------------------------------------------ the named steps
+
+    def resume(self, path: Path | None) -> None:
+        """Continue from a training checkpoint: weights, optimizer, schedule, scaler, sampler
+        position, progress and this rank's RNG states. None: start fresh."""
+        if path is None:
+            return
+        ckpt = Checkpoint.load(path, for_training=True)
+        state = ckpt.training
+        self.model.load_state_dict(ckpt.weights)
+        self.optimizer.load_state_dict(state.optimizer)
+        self.scheduler.load_state_dict(state.scheduler)
+        self.scaler.load_state_dict(state.scaler)
+        self.sampler.load_state_dict(state.sampler)
+        self.progress = Progress(**ckpt.progress)
+        rng, note = rng_states_for_rank(state.rng_per_rank, self.dist.rank, self.dist.world_size)
+        set_rng_states(rng)
+        if note:
+            self.say(f"train: note: {note}", file=sys.stderr)
+        if path.parent.resolve() == self.ckpt_dir.resolve():
+            self.saved[path.name] = self.progress.step
+            if (self.ckpt_dir / "best.pt").is_file() and self.progress.best_score is not None:
+                self.saved["best.pt"] = self.progress.best_step
+        p = self.progress
+        self.say(f"train: resumed from {path} at step {p.step} (epoch {p.epoch}, batch {p.batch_in_epoch})")
+
+    def train_step(self, batch) -> tuple[float, int, str | None]:
+        """One optimizer step on a batch: (per-token loss, target tokens, divergence problem or None)."""
+        p, tcfg = self.progress, self.tcfg
+        batch = batch.to(self.device)
+        ratio = teacher_forcing_ratio(tcfg, p.step, self.total_steps)
+        with autocast_context(self.device, tcfg.precision):
+            logits = self.net(batch.src, batch.src_lengths, batch.tgt_in, ratio)
+        loss = self.model.loss(logits, batch.tgt_out, tcfg.label_smoothing) / batch.n_tokens
+        loss_value = loss.item()
+        diverged = loss_problem(loss_value, self.loss_limit)
+        if diverged and not self.dist.enabled:  # under DDP every rank first reaches the vote in should_stop
+            raise self.diverged(diverged, p.step + 1)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if tcfg.clip_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), tcfg.clip_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        p.step, p.batch_in_epoch = p.step + 1, p.batch_in_epoch + 1
+        p.train_seconds = time.time() - self.started
+        if not is_plateau(self.scheduler):
+            self.scheduler.step()
+        return loss_value, batch.n_tokens, diverged
+
+    def validate(self) -> bool:
+        """Validate, keep the best checkpoint, step the plateau schedule; True = stop early."""
+        p = self.progress
+        self.check_weights()
+        result = validate(self.validator, self.data["valid"], self.tcfg.val_max_sentences, self.tcfg.val_bleu)
+        problem = loss_problem(result["loss"], self.loss_limit)
+        if problem:
+            raise self.diverged(problem.replace("training", "validation"), p.step)
+        p.last_validation_step = p.step
+        score = result[self.tcfg.early_stopping_metric]
+        better = self.is_better(score)
+        if better:
+            p.best_score, p.best_step, p.bad_validations = score, p.step, 0
+        else:
+            p.bad_validations += 1
+        if is_plateau(self.scheduler):
+            self.scheduler.step(score)
+        self.log.write("valid", p.step, epoch=p.epoch, **result, lr=self.optimizer.param_groups[0]["lr"])
+        self.say(f"valid step {p.step}: loss {result['loss']:.3f} ppl {result['ppl']:.2f}"
+                 + (f" BLEU {result['bleu']:.2f}" if "bleu" in result else "")
+                 + (" (best)" if better else f" (best {p.best_score:.3f} at step {p.best_step})"))
+        if better:
+            self.save("best.pt")
+        return p.bad_validations >= self.tcfg.patience
+
+    def is_better(self, score: float) -> bool:
+        """Whether `score` beats the best so far; rank 0 decides, so every rank takes the same
+        path (saving gathers from all ranks)."""
+        best = self.progress.best_score
+        better = best is None or (score > best if self.tcfg.early_stopping_metric == StopMetric.bleu else score < best)
+        if self.dist.enabled:
+            decided = [better]
+            torch.distributed.broadcast_object_list(decided, src=0)
+            better = decided[0]
+        return better
+
+    def save(self, name: str) -> None:
+        """Save `checkpoints/NAME` on rank 0 with every rank's RNG states (all ranks call this:
+        it gathers them); refuses diverged weights first."""
+        self.check_weights()  # every rank holds the same weights, so every rank stops together
+        self.saved[name] = self.progress.step
+        rng = rng_states_of_all_ranks()
+        if not self.dist.is_main:
+            return
+        self.checkpoint(rng).save(self.ckpt_dir / name)
+        if name == "last.pt" and self.tcfg.keep_last:
+            keep_step_copy(self.ckpt_dir, self.progress.step, self.tcfg.keep_last)
+
+    def checkpoint(self, rng_per_rank: list[dict]) -> Checkpoint:
+        """The run as it stands, as a Checkpoint."""
+        p, meta = self.progress, self.meta
+        sampler_state = {**self.sampler.state_dict(), "epoch": p.epoch, "start_batch": p.batch_in_epoch}
+        return Checkpoint(
+            weights=self.model.state_dict(), model_config=plain(self.cfg.model),
+            vocab_files=vocab_files(Path(self.cfg.prepared_dir) / VOCAB_DIR),
+            preprocess=meta["config"]["preprocess"],
+            languages={"src": meta["config"]["data"]["src_lang"], "tgt": meta["config"]["data"]["tgt_lang"]},
+            prepared={"dir": str(self.cfg.prepared_dir), "format_version": meta["format_version"],
+                      "special_ids": meta["special_ids"], "vocab": meta["vocab"]},
+            n_params=self.n_params, progress=asdict(p), train_config=plain(self.tcfg),
+            training=TrainingState(self.optimizer.state_dict(), self.scheduler.state_dict(),
+                                   self.scaler.state_dict(), sampler_state, rng_per_rank))
+
+    def should_stop(self, stop: str | None, diverged: str | None) -> str | None:
+        """Why training stops after this step (a budget reached, or `stop` already), or None.
+        Under DDP the ranks vote, so that all stop at the same step (or DDP hangs)."""
+        p, tcfg = self.progress, self.tcfg
+        if tcfg.max_steps and p.step >= tcfg.max_steps:
+            stop = stop or f"train.max_steps={tcfg.max_steps} reached"
+        if tcfg.max_minutes and p.train_seconds >= tcfg.max_minutes * 60:
+            stop = stop or f"train.max_minutes={tcfg.max_minutes} reached"
+        if self.dist.enabled:
+            flags = torch.tensor([1.0 if stop else 0.0, 1.0 if diverged else 0.0], device=self.device)
+            torch.distributed.all_reduce(flags)
+            if flags[1].item() > 0:
+                raise self.diverged(diverged or "the training loss diverged on another rank", p.step)
+            if flags[0].item() > 0 and stop is None:
+                stop = "another rank stopped"
+        return stop
+
+    def finish(self, stop_reason: str) -> dict:
+        """Validate the final weights (if not just done), save last.pt, draw the curves, write
+        and return the summary."""
+        p, metric = self.progress, self.tcfg.early_stopping_metric
+        if p.last_validation_step != p.step:
+            self.validate()  # so best.pt also considers the final weights
+        self.save("last.pt")  # after the validation, so its progress holds the final best score
+        self.log.close(self.run_dir / "learning_curves.png")
+        summary = {"stop_reason": stop_reason, "steps": p.step, "epochs": p.epoch,
+                   f"best_{metric}": p.best_score, "best_step": p.best_step,
+                   "train_minutes": round(p.train_seconds / 60, 2), "run_dir": str(self.run_dir),
+                   "n_params": self.n_params}
+        if self.dist.is_main:
+            (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+        self.say(f"train: stopped: {stop_reason}; best {metric} {p.best_score:.3f} at step {p.best_step}; "
+                 f"checkpoints in {self.ckpt_dir}")
+        return summary
+
+    # ------------------------------------------------------------------ helpers
+
+    def check_weights(self) -> None:
+        problem = weight_problem(self.model, self.tcfg.max_weight)
+        if problem:
+            raise self.diverged(problem, self.progress.step)
+
+    def diverged(self, problem: str, step: int) -> DivergedError:
+        t = self.tcfg
+        return DivergedError(divergence_message(
+            problem, step, self.saved, self.ckpt_dir, lr=t.lr, clip_grad_norm=t.clip_grad_norm,
+            warmup_steps=t.warmup_steps, schedule=str(t.schedule), precision=str(t.precision),
+            checkpoint_every=t.checkpoint_every))
+
+    def patience_message(self) -> str:
+        return f"no {self.tcfg.early_stopping_metric} improvement in {self.tcfg.patience} validations"
+
+    def log_progress(self, bar, meter: LossMeter) -> None:
+        loss, tok_s = meter.read_and_reset()
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tok_s:.0f}", lr=f"{lr:.2e}")
+        self.log.write("train", self.progress.step, epoch=self.progress.epoch, loss=loss, tokens_per_s=tok_s, lr=lr,
+                       teacher_forcing=teacher_forcing_ratio(self.tcfg, self.progress.step, self.total_steps))
+
+    def say(self, message: str, file=None) -> None:
+        """Print on rank 0 only."""
+        if self.dist.is_main:
+            print(message, file=file)

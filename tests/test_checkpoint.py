@@ -1,0 +1,94 @@
+"""The Checkpoint type: named fields, atomic hashed save, loading without running code, old
+files (written before the type existed) still loading and translating as they did."""
+import json
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_MODEL, make_cfg
+from nmt import Translator
+from nmt.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
+from nmt.train import run as train
+
+DATA = Path(__file__).parent / "data"
+LEGACY = DATA / "checkpoint_v2_tiny.pt"  # written by nmt before the Checkpoint type (version 2)
+LEGACY_MODEL = ["model.emb_dim=8", "model.hidden_dim=8"]
+
+
+def test_save_and_load_round_trip_with_plain_contents_only(tiny_checkpoint, tmp_path):
+    ckpt = Checkpoint.load(tiny_checkpoint, for_training=True)
+    assert ckpt.version == CHECKPOINT_VERSION and ckpt.training is not None
+    ckpt.save(tmp_path / "copy.pt")
+    again = Checkpoint.load(tmp_path / "copy.pt", for_training=True)
+    assert again.weights.keys() == ckpt.weights.keys()
+    assert all(torch.equal(again.weights[k], ckpt.weights[k]) for k in ckpt.weights)
+    assert (again.model_config, again.progress, again.vocab_files) == (ckpt.model_config, ckpt.progress,
+                                                                       ckpt.vocab_files)
+    assert again.training.sampler == ckpt.training.sampler
+    # nothing but tensors and plain values: torch's own safe loader reads it with no allow-list
+    raw = torch.load(tmp_path / "copy.pt", weights_only=True)
+    assert raw["checkpoint_version"] == CHECKPOINT_VERSION and isinstance(raw["vocab_files"], dict)
+    assert [p.name for p in tmp_path.iterdir()] == ["copy.pt"]  # no scratch file left
+
+
+def test_info_names_the_model_the_data_and_the_progress(tiny_checkpoint):
+    info = Checkpoint.load(tiny_checkpoint).info()
+    assert info["model"]["cell"] == "gru" and info["vocab"]["kind"] == "word"
+    assert info["languages"] == {"src": "de", "tgt": "en"} and info["step"] > 0
+    assert info["best_valid"]["metric"] == "loss" and info["best_valid"]["step"] > 0
+
+
+def test_version_2_checkpoint_loads_and_translates_as_it_did():
+    ckpt = Checkpoint.load(LEGACY, for_training=True)
+    assert ckpt.version == 2 and ckpt.progress["step"] == 27 and len(ckpt.training.rng_per_rank) == 1
+    expected = json.loads((DATA / "checkpoint_v2_tiny.expected.json").read_text())
+    assert Translator.from_checkpoint(LEGACY, decode="greedy").translate(expected["source"]) == expected["greedy"]
+    beam = Translator.from_checkpoint(LEGACY, decode="beam", beam_size=3)
+    assert beam.translate(expected["source"]) == expected["beam3"]
+
+
+def test_version_2_checkpoint_resumes_training(tiny_prepared, tmp_path):
+    # the legacy file was trained on the same tiny corpus as tiny_prepared, so the vocabularies match
+    summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, *LEGACY_MODEL, "train.max_steps=30",
+                             "train.schedule=constant", f"train.resume={LEGACY}"), tmp_path)
+    assert summary["steps"] == 30
+    assert Checkpoint.load(tmp_path / "checkpoints/last.pt").version == CHECKPOINT_VERSION
+
+
+class Payload:
+    """Unpickling this calls os.system: what a hostile 'checkpoint' would carry."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_any_of_it_runs(tiny_checkpoint, tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    payload = Checkpoint.load(tiny_checkpoint).payload()
+    torch.save({"checkpoint_version": 1, **payload, "extra": Payload(marker)}, evil)
+    with pytest.raises(CheckpointError, match=r"refused: the file would call .*system"):
+        Checkpoint.load(evil)
+    with pytest.raises(CheckpointError, match="refused"):
+        Translator.from_checkpoint(evil)
+    assert not marker.exists()
+    # the same file under plain pickle runs the payload: the test's file really is hostile
+    torch.load(evil, weights_only=False)
+    assert marker.exists()
+
+
+def test_missing_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        Checkpoint.load(tmp_path / "nope.pt")
+    torch.save({"weights": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an nmt checkpoint"):
+        Checkpoint.load(tmp_path / "foreign.pt")
+    (tmp_path / "text.pt").write_bytes(pickle.dumps("hello"))
+    with pytest.raises(CheckpointError, match="damaged checkpoint"):
+        Checkpoint.load(tmp_path / "text.pt")
