@@ -467,8 +467,6 @@ def check_search(kind, beam_size: int, n_best: int) -> None:
 
 def check_rules(cfg) -> None:
     """Rules that span two fields (or a field and the machine)."""
-    import torch
-
     check_search(cfg.decode.kind, cfg.decode.beam_size, cfg.decode.n_best)
     train, model = cfg.train, cfg.model
     if train.early_stopping_metric == StopMetric.bleu and not train.val_bleu:
@@ -476,10 +474,16 @@ def check_rules(cfg) -> None:
     if model.input_feeding and model.attention != AttentionKind.luong:
         raise ConfigError(f"model.input_feeding needs model.attention=luong (got {model.attention}). "
                           "Fix: model.attention=luong or model.input_feeding=false")
-    if train.precision == Precision.fp16 and not torch.cuda.is_available():
+    if train.precision == Precision.fp16 and not _has_cuda():
         raise ConfigError("train.precision=fp16 needs CUDA. Fix: train.precision=bf16 or fp32 on a CPU")
-    if train.device == Device.cuda and not torch.cuda.is_available():
+    if train.device == Device.cuda and not _has_cuda():
         raise ConfigError("train.device=cuda but CUDA is not available. Fix: train.device=auto or cpu")
+
+
+def _has_cuda() -> bool:
+    import torch  # only when a rule needs it: prepare and evaluate never load torch
+
+    return torch.cuda.is_available()
 
 
 def _unknown_key_error(cfg, err) -> ConfigError:

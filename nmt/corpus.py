@@ -1,4 +1,5 @@
-"""Reading, validating and cleaning parallel text, streamed in chunks of pairs."""
+"""Parallel corpora: locating the files (Multi30k, file pairs, Hugging Face), reading them in aligned
+chunks (lines through nmt.textio), cleaning and filtering the pairs."""
 from __future__ import annotations
 
 import gzip
