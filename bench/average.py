@@ -39,7 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     paths = checkpoints_to_average([], args.last_n, str(args.run))
     best = args.run / "checkpoints" / "best.pt"
-    dd, _, _ = load_prepared(Path(Translator.from_checkpoint(best).info["prepared_dir"]))
+    dd, _, _ = load_prepared(Path(Translator.from_checkpoint(best).prepared_dir))
     split = dd[args.split]
     refs = [split["tgt_text"]]
     with tempfile.TemporaryDirectory() as tmp:

@@ -163,7 +163,7 @@ def main() -> None:
     args = ap.parse_args()
     ckpt = args.ckpt or newest_checkpoint("bench/serve.py")
     offline = Translator.from_checkpoint(ckpt, decode=args.decode)
-    dd, _, _ = load_prepared(Path(offline.info["prepared_dir"]))
+    dd, _, _ = load_prepared(Path(offline.prepared_dir))
     sentences = dd["test"]["src_text"]
     expected = offline.translate(sentences)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))  # as the server decodes (serve.threads=0)

@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     ckpt = args.ckpt or newest_checkpoint("bench/translate.py")
     translators = {w: Translator.from_checkpoint(ckpt, quantize=None if w == "fp32" else w) for w in ("fp32", "int8")}
-    dd, _, _ = load_prepared(Path(translators["fp32"].info["prepared_dir"]))
+    dd, _, _ = load_prepared(Path(translators["fp32"].prepared_dir))
     split = dd[args.split]
     refs = [split["tgt_text"]]
     out = {"ckpt": str(ckpt), "sentences": len(split), "threads": torch.get_num_threads(),

@@ -62,6 +62,73 @@ def output_lock(final: Path, timeout: float = -1) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def run_dir_lock(run_dir: Path, program: str, enabled: bool = True) -> Iterator[None]:
+    """Hold `run_dir/.PROGRAM.lock` while a program writes the folder; a second one is refused
+    at once (CorpusError-like ValueError naming the folder) instead of mixing its files in."""
+    from filelock import FileLock, Timeout
+
+    if not enabled:
+        yield
+        return
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(run_dir / f".{program}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirBusy(f"{run_dir}: another {program} is writing to this run folder (it holds "
+                         f"{run_dir / f'.{program}.lock'}). Fix: use another hydra.run.dir, or wait for it to end") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+class RunDirBusy(ValueError):
+    """A run folder that another process is writing."""
+
+
+class OutputError(ValueError):
+    """An output path that cannot be written: the message names the key, the path and the fix."""
+
+
+def check_output_file(path: Path, key: str) -> Path:
+    """Make sure `path` can be written before any work is done: not a folder, its folder
+    creatable and writable, the file (if there) writable. Nothing is written to `path`."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{key}={path}: is a folder. Fix: {key}=FILE (a file path)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{key}={path}: its folder cannot be created ({err.strerror}). "
+                          "Fix: a path in a writable folder") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise OutputError(f"{key}={path}: not writable. Fix: a path in a writable folder")
+    return path
+
+
+def check_output_dir(path: Path, key: str, is_ours) -> Path:
+    """A folder a program will (re)write: refused when something else stands there (a file, or a
+    non-empty folder `is_ours(path)` does not recognise), or its parent cannot be created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{key}={path}: a file is there, not a folder this program wrote; it is left untouched. "
+                          f"Fix: {key}= another path, or move the file away")
+    if path.is_dir() and any(path.iterdir()) and not is_ours(path):
+        raise OutputError(f"{key}={path}: a folder that this program did not write is there; it is left untouched. "
+                          f"Fix: {key}= another path, or an empty folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"{key}={path}: its folder cannot be created ({err.strerror}). "
+                          "Fix: a path in a writable folder") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{key}={path}: {path.parent} is not writable. Fix: a path in a writable folder")
+    return path
+
+
+@contextlib.contextmanager
 def atomic_file(final: Path) -> Iterator[Path]:
     """Yield a scratch path beside `final` to write; on success it is renamed to `final`, on
     failure removed."""

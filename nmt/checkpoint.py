@@ -28,6 +28,10 @@ _NUMPY_CORE = getattr(np, "_core", None) or np.core
 LEGACY_SAFE_GLOBALS = [_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
+# model settings a resumed run may change: regularisation, not what the weights are
+RESUMABLE_CHANGES = {"dropout", "emb_dropout"}
+
+
 class CheckpointError(ValueError):
     """A checkpoint that is missing, damaged, unsafe or unusable: the message names the file and the fix."""
 
@@ -151,10 +155,21 @@ class Checkpoint:
         return model.to(device).eval()
 
     def vocab_fingerprint(self) -> str:
-        """sha256 over the vocabulary files: equal fingerprints, equal id mappings."""
-        h = hashlib.sha256()
-        _feed(h, self.vocab_files)
-        return h.hexdigest()
+        return vocab_fingerprint(self.vocab_files)
+
+    def check_compatible(self, path: Path, model_config: dict, vocab_dir: Path) -> None:
+        """Refuse to resume into a run whose model settings or vocabularies differ from the
+        checkpoint's: the weights would not fit, or the ids would mean other pieces."""
+        same = sorted((set(self.model_config) & set(model_config)) - RESUMABLE_CHANGES)
+        differ = [f"model.{k}={self.model_config[k]} in the checkpoint, {model_config[k]} now"
+                  for k in same if self.model_config[k] != model_config[k]]
+        if differ:
+            raise CheckpointError(f"{path}: another model than this run's: {'; '.join(differ)}. "
+                                  "Fix: resume with the checkpoint's model settings, or start a new run")
+        if self.vocab_fingerprint() != vocab_fingerprint(vocab_files(vocab_dir)):
+            raise CheckpointError(f"{path}: trained with other vocabularies than {vocab_dir} holds (prepared in "
+                                  f"{self.prepared.get('dir')}). Fix: prepared_dir= the folder the checkpoint was "
+                                  "trained on, or start a new run")
 
     def info(self) -> dict:
         """What `Translator.info` and the server's /info report."""
@@ -165,7 +180,7 @@ class Checkpoint:
                 "languages": self.languages or None, "step": self.progress.get("step"),
                 "best_valid": {"metric": metric, "score": self.progress.get("best_score"),
                                "step": self.progress.get("best_step")},
-                "averaged_from": self.averaged_from, "prepared_dir": self.prepared.get("dir")}
+                "averaged_from": [Path(p).name for p in self.averaged_from] if self.averaged_from else None}
 
 
 def _read(path: Path) -> dict:
@@ -246,6 +261,13 @@ def first_sentence(message: str, limit: int = 120) -> str:
     """The first line of an error message, up to its first full stop (or `limit` characters)."""
     line = (message.splitlines() or [""])[0]
     return line[:line.find(". ") + 1] if 0 <= line.find(". ") < limit else line[:limit]
+
+
+def vocab_fingerprint(files: dict[str, bytes]) -> str:
+    """sha256 over vocabulary files: equal fingerprints, equal id mappings."""
+    h = hashlib.sha256()
+    _feed(h, files)
+    return h.hexdigest()
 
 
 def vocab_files(vocab_dir: Path) -> dict[str, bytes]:

@@ -294,6 +294,7 @@ class ServeConfig:
     threads: int = 0  # torch CPU threads for decoding; 0 = all cores but one (left to the HTTP loop)
     graceful_seconds: int = 30  # on SIGTERM, wait this long for requests in flight
     log_level: LogLevel = LogLevel.info
+    api_key: str = ""  # when set, requests must send the header X-API-Key: KEY (or Authorization: Bearer KEY)
 
 
 @dataclass
@@ -474,6 +475,13 @@ def check_rules(cfg) -> None:
     if model.input_feeding and model.attention != AttentionKind.luong:
         raise ConfigError(f"model.input_feeding needs model.attention=luong (got {model.attention}). "
                           "Fix: model.attention=luong or model.input_feeding=false")
+    tokenize = cfg.scoring.tokenize
+    if tokenize is not None:
+        from sacrebleu.metrics import BLEU
+
+        if tokenize not in BLEU.TOKENIZERS:
+            raise ConfigError(f"scoring.tokenize={tokenize}: must be one of {' | '.join(BLEU.TOKENIZERS)} "
+                              "(sacreBLEU's tokenizers). Fix: scoring.tokenize=13a, or leave it out")
     if train.precision == Precision.fp16 and not _has_cuda():
         raise ConfigError("train.precision=fp16 needs CUDA. Fix: train.precision=bf16 or fp32 on a CPU")
     if train.device == Device.cuda and not _has_cuda():

@@ -16,7 +16,7 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from nmt.atomic import atomic_dir, output_lock, remove_stale_scratch
+from nmt.atomic import atomic_dir, check_output_dir, output_lock, remove_stale_scratch
 from nmt.config import plain
 from nmt.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
 from nmt.encode import SCHEMA, encode_chunk
@@ -160,7 +160,7 @@ def encode_split(name: str, chunks: Iterator[Chunk], vocabs, cfg: DictConfig, fo
 
 def prepare(cfg: DictConfig) -> Path:
     """Run every stage and write `cfg.prepared_dir`; reuse it when inputs and config match."""
-    out = Path(cfg.prepared_dir)
+    out = check_output_dir(Path(cfg.prepared_dir), "prepared_dir", lambda d: read_meta(d) is not None)
     readers, hashes = corpus_readers(cfg)
     if "train" not in readers:
         raise CorpusError("no train split configured. Fix: data.splits must map `train` to a file prefix or HF split")

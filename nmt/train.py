@@ -25,8 +25,9 @@ def run(cfg, run_dir: Path) -> dict:
 
 def _errors():
     from nmt.training.divergence import DivergedError
+    from nmt.training.trainer import Interrupted
 
-    return (DivergedError,)
+    return (DivergedError, Interrupted)
 
 
 main = entry_point("train", run, _errors())

@@ -46,7 +46,7 @@ def test_last_n_is_the_mean_and_translates(kept_run, tiny_prepared, tmp_path):
             assert torch.allclose(v, sum(s[k] for s in states) / 3, atol=1e-7), k
     assert len(avg.averaged_from) == 3 and avg.training is None
     tr = Translator.from_checkpoint(out, decode="greedy")
-    assert len(tr.translate(TINY_DE)) == len(TINY_DE) and tr.info["averaged_from"] == avg.averaged_from
+    assert len(tr.translate(TINY_DE)) == len(TINY_DE) and tr.info["averaged_from"] == [p.rsplit("/", 1)[-1] for p in avg.averaged_from]
     # an averaged checkpoint is for inference: resuming from it is refused with the fix
     with pytest.raises(CheckpointError, match="weights only"):
         train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, f"train.resume={out}"), tmp_path / "r")

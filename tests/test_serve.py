@@ -115,6 +115,11 @@ BAD = [
     (json.dumps({"text": "a" * 1001}).encode(), "application/json", 413),
     (json.dumps({"text": ["ein hund"] * 65}).encode(), "application/json", 413),
     (b'{"text": "x"}', "text/plain", 415),
+    # strictly typed as documented: no coercion from strings, floats or booleans (#14)
+    (b'{"text": "x", "beam_size": "5"}', "application/json", 422),
+    (b'{"text": "x", "beam_size": 2.0}', "application/json", 422),
+    (b'{"text": "x", "n_best": true}', "application/json", 422),
+    (b'{"text": "ein \\ud800 hund"}', "application/json", 422),  # a lone surrogate: JSON carries it, no tokenizer reads it
 ]
 
 
@@ -130,7 +135,7 @@ def test_bad_requests_get_a_json_4xx_and_harm_nobody(server, body, content_type,
 def test_health_info_and_openapi(server, tiny_checkpoint):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     info = httpx.get(f"{server}/info").json()
-    assert info["checkpoint"] == str(tiny_checkpoint) and info["vocab"]["kind"] == "word"
+    assert info["checkpoint"] == tiny_checkpoint.name and "/" not in json.dumps(info) and info["vocab"]["kind"] == "word"
     assert info["languages"] == {"src": "de", "tgt": "en"} and info["model"]["cell"] == "gru"
     assert info["best_valid"]["metric"] == "loss" and info["serve"]["max_wait_ms"] == 20
     spec = httpx.get(f"{server}/openapi.json").json()
@@ -213,3 +218,35 @@ def test_batcher_never_delays_a_lone_request_but_waits_under_concurrent_traffic(
     assert alone < 0.5
     assert batches_after_pair == 2  # the lone request, then the three together
     assert batches == 3 and waited >= 0.2  # the late request joined the first one's batch
+
+
+def test_a_chunked_body_is_counted_as_it_arrives_and_stopped_at_the_limit(server):
+    def chunks():  # no Content-Length: httpx sends it chunked
+        yield b'{"text": "'
+        for _ in range(300):
+            yield b"a" * 10_000
+        yield b'"}'
+
+    r = httpx.post(f"{server}/translate", content=chunks(), headers={"content-type": "application/json"}, timeout=30)
+    assert r.status_code == 413 and "serve.max_body_bytes=1000000" in r.json()["error"]
+    assert httpx.post(f"{server}/translate", json={"text": TINY_DE[0]}).status_code == 200
+
+
+def test_api_key_and_a_warning_when_reachable_without_one(tiny_checkpoint, tmp_path):
+    from nmt.inference.server import exposure_warning
+
+    proc, url = start_server(tiny_checkpoint, tmp_path, "serve.api_key=s3cret")
+    try:
+        assert httpx.post(f"{url}/translate", json={"text": TINY_DE[0]}).status_code == 401
+        assert httpx.get(f"{url}/info", headers={"x-api-key": "wrong"}).status_code == 401
+        ok = httpx.post(f"{url}/translate", json={"text": TINY_DE[0]}, headers={"x-api-key": "s3cret"})
+        assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == TINY_EN[0]
+        assert httpx.get(f"{url}/info", headers={"authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(f"{url}/health").status_code == 200  # for load balancers
+    finally:
+        assert stop(proc) == 0
+    # binding to other interfaces is not done in tests (traffic stays on loopback): the rule itself
+    assert "no authentication" in exposure_warning("0.0.0.0", "") and "serve.api_key" in exposure_warning("::", "")
+    assert exposure_warning("0.0.0.0", "s3cret") is None
+    assert exposure_warning("127.0.0.1", "") is None and exposure_warning("127.0.0.2", "") is None
+    assert exposure_warning("localhost", "") is None and exposure_warning("::1", "") is None

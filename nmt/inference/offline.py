@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nmt.atomic import check_output_file
 from nmt.inference.translator import Translator
 from nmt.scoring import as_list, score_corpus
 from nmt.store import load_prepared, split_table
@@ -41,10 +42,18 @@ def text_job(tr: Translator, tcfg) -> Job:
 
 
 def split_job(tr: Translator, split_name: str, fallback_dir: str) -> Job:
-    """`translate.split=NAME` of the folder the model's data was prepared in (else `prepared_dir`)."""
+    """`translate.split=NAME` of the folder the model's data was prepared in (else `prepared_dir`),
+    which must hold the vocabularies the model was trained with."""
+    from nmt.checkpoint import vocab_files, vocab_fingerprint
+    from nmt.store import VOCAB_DIR
+
     prepared = Path(tr.prepared_dir or fallback_dir)
-    prepared = prepared if prepared.is_dir() else Path(fallback_dir)
+    prepared = prepared if (prepared / VOCAB_DIR).is_dir() else Path(fallback_dir)
     data, _, _ = load_prepared(prepared)
+    if tr.vocab_fingerprint and vocab_fingerprint(vocab_files(prepared / VOCAB_DIR)) != tr.vocab_fingerprint:
+        raise ValueError(f"translate.split={split_name}: {prepared} holds other vocabularies than the checkpoint was "
+                         f"trained with (prepared in {tr.prepared_dir}), so its ids would be read as other pieces. "
+                         "Fix: prepared_dir= the folder the model was trained on, or translate.input=FILE with raw text")
     if split_name not in data:
         raise ValueError(f"translate.split={split_name!r} is not in {prepared} (it has {list(data)})")
     table = split_table(data[split_name])
@@ -92,7 +101,9 @@ def translate_job(cfg, run_dir: Path) -> dict:
         return interactive(tr)
     started = time.time()
     job = text_job(tr, tcfg) if tcfg.input is not None else split_job(tr, tcfg.split, cfg.prepared_dir)
-    lines = tr.detokenize(tr.translate_ids(job.sources))
+    check_output_file(Path(tcfg.output) if tcfg.output else run_dir / hyp_file_name(job.name),
+                      "translate.output")  # before decoding, not after
+    lines = tr.detokenize(tr.translate_ids(job.sources, progress=True))
     seconds = time.time() - started
     out_file = write_hypotheses(lines, tcfg.output, run_dir, job.name)
     result = {"sentences": len(lines), "seconds": round(seconds, 3),

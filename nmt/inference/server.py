@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import List, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from nmt.batching import fits_token_budget
 from nmt.inference.translator import Translation, Translator, search_options
@@ -34,8 +34,8 @@ class TranslateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Union[StrictStr, List[StrictStr]] = Field(
         description="a sentence, or a list of sentences translated independently")
-    beam_size: Optional[int] = Field(None, ge=1, description="beam width (1 = greedy); default: the server's")
-    n_best: Optional[int] = Field(None, ge=1, description="alternatives per sentence (<= beam_size)")
+    beam_size: Optional[StrictInt] = Field(None, ge=1, description="beam width (1 = greedy); default: the server's")
+    n_best: Optional[StrictInt] = Field(None, ge=1, description="alternatives per sentence (<= beam_size)")
 
 
 class Alternative(BaseModel):
@@ -163,6 +163,57 @@ class DynamicBatcher:
         return [self.translator.translation(h, s) for h, s in zip(hyps, sources)]
 
 
+class RequestGuard:
+    """ASGI middleware in front of every route: the API key (when `serve.api_key` is set; /health
+    stays open), a JSON content type for POST, and the body size counted as it arrives (a
+    chunked body has no Content-Length to trust), stopping at `serve.max_body_bytes` with 413."""
+
+    def __init__(self, app, serve_cfg):
+        self.app, self.cfg = app, serve_cfg
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        problem = self.refusal(scope)
+        if problem is not None:
+            return await problem(scope, receive, send)
+        limit, received = self.cfg.max_body_bytes, 0
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                from starlette.exceptions import HTTPException
+
+                raise HTTPException(413, f"request body exceeds serve.max_body_bytes={limit}")
+            return message
+
+        await self.app(scope, counted_receive, send)
+
+    def refusal(self, scope):
+        """The JSON error response a request gets before its body is read, or None."""
+        import hmac
+
+        from fastapi.responses import JSONResponse
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        key = self.cfg.api_key
+        if key and scope["path"] != "/health":
+            given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), key.encode()):
+                return JSONResponse({"error": "missing or wrong API key: send the header X-API-Key: KEY"}, 401)
+        if scope["method"] != "POST":
+            return None
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.cfg.max_body_bytes:
+            return JSONResponse({"error": f"request body of {length} bytes exceeds serve.max_body_bytes="
+                                          f"{self.cfg.max_body_bytes}"}, 413)
+        if not headers.get("content-type", "").startswith("application/json"):
+            return JSONResponse({"error": "send the body as JSON with the header Content-Type: application/json"}, 415)
+        return None
+
+
 class RequestProblem(ValueError):
     """A request the server refuses: `status` is the HTTP status, the message its error text."""
 
@@ -182,6 +233,11 @@ def read_request(req: TranslateRequest, defaults, serve_cfg) -> tuple[list[str],
     for i, t in enumerate(texts):
         if len(t) > serve_cfg.max_chars:
             raise RequestProblem(413, f"text[{i}] has {len(t)} characters; serve.max_chars={serve_cfg.max_chars}")
+        try:
+            t.encode("utf-8")
+        except UnicodeEncodeError as err:  # JSON can carry "\ud800"; no tokenizer can read it
+            raise RequestProblem(422, f"invalid request: text[{i}] is not valid Unicode ({err.reason} at "
+                                      f"character {err.start}). Send UTF-8 text") from None
     beam = req.beam_size or defaults.beam_size
     if beam > serve_cfg.max_beam_size:
         raise RequestProblem(422, f"invalid request: beam_size={beam} exceeds serve.max_beam_size="
@@ -227,16 +283,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
         message = "the body is not valid UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
         return error(exc.status_code, message)
 
-    @app.middleware("http")
-    async def check_body(request: Request, call_next):
-        if request.method == "POST":
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > serve_cfg.max_body_bytes:
-                return error(413, f"request body of {length} bytes exceeds serve.max_body_bytes="
-                                  f"{serve_cfg.max_body_bytes}")
-            if not request.headers.get("content-type", "").startswith("application/json"):
-                return error(415, "send the body as JSON with the header Content-Type: application/json")
-        return await call_next(request)
+    app.add_middleware(RequestGuard, serve_cfg=serve_cfg)
 
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
               responses={413: {"description": "too many or too long sentences"},
@@ -269,6 +316,20 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     return app
 
 
+def exposure_warning(host: str, api_key: str) -> str | None:
+    """The warning for a server other machines can reach with no API key (None on loopback)."""
+    import ipaddress
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name
+        loopback = False
+    if loopback or api_key:
+        return None
+    return (f"serve: warning: listening on {host}, reachable from other machines, with no authentication. "
+            "Set serve.api_key=KEY (clients send X-API-Key: KEY) or put an authenticating proxy in front")
+
+
 def serve(cfg) -> None:
     """Load `cfg.ckpt` and serve until SIGTERM / Ctrl-C (`cfg.serve`: host, port, limits)."""
     import torch
@@ -279,6 +340,9 @@ def serve(cfg) -> None:
     translator = Translator.from_config(cfg)
     translator.translate(["warm up"])  # the first call allocates; do it before the first client waits
     app = create_app(translator, cfg.serve)
+    warning = exposure_warning(cfg.serve.host, cfg.serve.api_key)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     print(f"serve: {cfg.ckpt} ({translator.info.get('quantize')} weights, {translator.options.kind} search) on "
           f"http://{cfg.serve.host}:{cfg.serve.port} (docs at /docs)", file=sys.stderr, flush=True)
     # uvicorn catches SIGTERM/SIGINT, finishes the requests in flight, then re-raises the signal

@@ -93,7 +93,7 @@ class Translator:
 
     def __init__(self, model: torch.nn.Module, src_vocab, tgt_vocab, preprocess: Any = None,
                  decode: Any = "beam", device: str | torch.device = "cpu", max_tokens: int = 4000,
-                 info: dict | None = None, prepared_dir: str | None = None):
+                 info: dict | None = None, prepared_dir: str | None = None, vocab_fingerprint: str | None = None):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
         pp = OmegaConf.structured(PreprocessConfig)
         self.preprocess = OmegaConf.merge(pp, preprocess) if preprocess is not None else pp
@@ -102,6 +102,7 @@ class Translator:
         self.max_tokens = max_tokens
         self.info = info or {}
         self.prepared_dir = prepared_dir  # where the training data was prepared (for translate split=...)
+        self.vocab_fingerprint = vocab_fingerprint  # of the vocabulary files it was trained with
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, decode: Any = "beam", device: str = "cpu", quantize: str | None = None,
@@ -121,9 +122,9 @@ class Translator:
                                  "cpu" if quantize == Quantize.int8 else device)
         if quantize == Quantize.int8:
             model = quantize_int8(model)
-        info = {"checkpoint": str(path), **ckpt.info(), "quantize": str(quantize)}
+        info = {"checkpoint": Path(path).name, **ckpt.info(), "quantize": str(quantize)}  # names, never paths
         return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, search_options(decode, **decode_overrides),
-                   device, max_tokens, info, ckpt.prepared.get("dir"))
+                   device, max_tokens, info, ckpt.prepared.get("dir"), ckpt.vocab_fingerprint())
 
     @classmethod
     def from_config(cls, cfg) -> "Translator":
@@ -189,10 +190,13 @@ class Translator:
 
     @torch.no_grad()
     def translate_ids(self, sources: Sequence[Sequence[int]], options: DecodeConfig | None = None,
-                      attention: bool = False) -> list[Hypothesis]:
+                      attention: bool = False, progress: bool = False) -> list[Hypothesis]:
         """Source id sequences -> hypotheses in input order (greedy or beam search as `options`
         say), decoded in batches of similar length within `max_tokens` padded source tokens;
-        an empty source gives an empty hypothesis without being decoded."""
+        an empty source gives an empty hypothesis without being decoded. `progress`: a tqdm bar
+        on stderr (sentences)."""
+        from tqdm import tqdm
+
         options = options or self.options
         hyps: list[Hypothesis | None] = [None] * len(sources)
         todo = [i for i, s in enumerate(sources) if len(s)]
@@ -201,6 +205,7 @@ class Translator:
                 hyps[i] = Hypothesis([], 0.0, n_best=[Hypothesis([], 0.0)])
         was_training = self.model.training
         self.model.eval()
+        bar = tqdm(total=len(todo), desc="translate", unit=" sentences", file=sys.stderr, disable=not progress)
         try:
             for batch_rows in decoding_batches([len(sources[i]) for i in todo], self.max_tokens):
                 chunk = [todo[j] for j in batch_rows.tolist()]
@@ -209,6 +214,8 @@ class Translator:
                 found = search(self.model, batch.src, batch.src_lengths, options, attention)
                 for i, h in zip(batch.indices.tolist(), found):
                     hyps[i] = h
+                bar.update(len(chunk))
         finally:
+            bar.close()
             self.model.train(was_training)
         return hyps  # type: ignore[return-value]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +29,10 @@ from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, m
                                 teacher_forcing_ratio)
 from nmt.training.rng import rng_states_for_rank, rng_states_of_all_ranks, set_rng_states
 from nmt.training.validation import validate
+
+
+class Interrupted(RuntimeError):
+    """Training stopped by a signal (a scheduler's SIGTERM before preemption) after saving last.pt."""
 
 
 @dataclass
@@ -64,6 +69,15 @@ class LossMeter:
         return result
 
 
+def cpu_threads(asked: int, world_size: int) -> int:
+    """train.threads (0: the cores shared among the local processes), at most the cores there are."""
+    cores = os.cpu_count() or 1
+    if asked > cores:
+        print(f"train: note: train.threads={asked} but this machine has {cores} cores; using {cores} "
+              "(more threads than cores slows every step)", file=sys.stderr)
+    return min(asked, cores) if asked else max(1, cores // world_size)
+
+
 def pick_device(device: Device, dist: DistInfo) -> torch.device:
     """train.device: cpu, cuda (check_config made sure there is one) or auto."""
     if device == Device.cpu or (device == Device.auto and not torch.cuda.is_available()):
@@ -96,7 +110,7 @@ class Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist = init_distributed()
         self.device = pick_device(self.tcfg.device, self.dist)
-        torch.set_num_threads(self.tcfg.threads or max(1, (os.cpu_count() or 1) // self.dist.world_size))
+        torch.set_num_threads(cpu_threads(self.tcfg.threads, self.dist.world_size))
         torch.use_deterministic_algorithms(self.tcfg.deterministic)
         torch.manual_seed(self.tcfg.seed + self.dist.rank)
         self.data, self.meta, (src_vocab, self.tgt_vocab) = load_training_data(Path(cfg.prepared_dir))
@@ -118,6 +132,7 @@ class Trainer:
         self.log = MetricsLog(self.run_dir, self.dist.is_main, self.tcfg.tensorboard)
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.started = time.time()
+        self.signal_received: str | None = None  # SIGTERM: save and stop after the current step
 
     def schedule_position(self) -> tuple[int, float]:
         """(optimizer steps taken, fraction of the budget used): the cosine schedule's clock."""
@@ -127,7 +142,14 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def fit(self) -> dict:
-        """Train until a budget, early stopping or divergence ends the run; return a summary."""
+        """Train until a budget, early stopping or divergence ends the run (or SIGTERM: last.pt
+        is saved and Interrupted raised); return a summary. One run at a time per run dir."""
+        from nmt.atomic import run_dir_lock
+
+        with run_dir_lock(self.run_dir, "train", enabled=self.dist.is_main), self.catch_sigterm():
+            return self._fit()
+
+    def _fit(self) -> dict:
         if self.dist.is_main:
             from nmt.atomic import remove_stale_scratch
 
@@ -142,7 +164,30 @@ class Trainer:
         stop = None
         while self.progress.epoch < self.tcfg.max_epochs and stop is None:
             stop = self.train_epoch()
+        if self.signal_received:
+            self.save("last.pt")
+            raise Interrupted(f"stopped by {self.signal_received} at step {self.progress.step}; "
+                              f"{self.ckpt_dir / 'last.pt'} holds it. Fix: resume with the same command and "
+                              f"train.resume=auto hydra.run.dir={self.run_dir}")
         return self.finish(stop or f"train.max_epochs={self.tcfg.max_epochs} reached")
+
+    def catch_sigterm(self):
+        """While training: SIGTERM (a cluster scheduler's warning before preemption) finishes the
+        current step, saves last.pt and stops, instead of killing the process at once."""
+        import contextlib
+        import threading
+
+        @contextlib.contextmanager
+        def handler():
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = signal.signal(signal.SIGTERM, lambda signum, frame: setattr(self, "signal_received", "SIGTERM"))
+            try:
+                yield
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        return handler()
 
     def train_epoch(self) -> str | None:
         """The rest of the current epoch; why training stops, or None to go on."""
@@ -179,6 +224,7 @@ class Trainer:
         if path is None:
             return
         ckpt = Checkpoint.load(path, for_training=True)
+        ckpt.check_compatible(path, plain(self.cfg.model), Path(self.cfg.prepared_dir) / VOCAB_DIR)
         state = ckpt.training
         self.model.load_state_dict(ckpt.weights)
         self.optimizer.load_state_dict(state.optimizer)
@@ -293,11 +339,16 @@ class Trainer:
             stop = stop or f"train.max_steps={tcfg.max_steps} reached"
         if tcfg.max_minutes and p.train_seconds >= tcfg.max_minutes * 60:
             stop = stop or f"train.max_minutes={tcfg.max_minutes} reached"
+        if self.signal_received:
+            stop = stop or f"{self.signal_received} received"
         if self.dist.enabled:
-            flags = torch.tensor([1.0 if stop else 0.0, 1.0 if diverged else 0.0], device=self.device)
+            flags = torch.tensor([float(bool(stop)), float(bool(diverged)), float(bool(self.signal_received))],
+                                 device=self.device)
             torch.distributed.all_reduce(flags)
             if flags[1].item() > 0:
                 raise self.diverged(diverged or "the training loss diverged on another rank", p.step)
+            if flags[2].item() > 0:  # every rank saves and stops together
+                self.signal_received = self.signal_received or "SIGTERM (on another rank)"
             if flags[0].item() > 0 and stop is None:
                 stop = "another rank stopped"
         return stop
