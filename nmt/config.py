@@ -294,6 +294,9 @@ class ServeConfig:
     threads: int = 0  # torch CPU threads for decoding; 0 = all cores but one (left to the HTTP loop)
     graceful_seconds: int = 30  # on SIGTERM, wait this long for requests in flight
     log_level: LogLevel = LogLevel.info
+    max_request_slice: int = 16  # a larger request is decoded this many sentences at a time, interleaved with others
+    max_connections: int = 512  # open connections; more get a 503 and are closed (kept below the open-file limit)
+    request_timeout_s: float = 10.0  # a request's headers and body must arrive within this (slow clients are dropped)
     api_key: str = ""  # when set, requests must send the header X-API-Key: KEY (or Authorization: Bearer KEY)
 
 
@@ -455,7 +458,9 @@ RANGES = {
     "serve.port": ((lambda v: 0 <= v <= 65535), "in [0, 65535]"), "serve.max_wait_ms": _at_least(0),
     "serve.max_batch_sentences": _at_least(1), "serve.max_batch_tokens": _at_least(1),
     "serve.max_sentences": _at_least(1), "serve.max_chars": _at_least(1), "serve.max_beam_size": _at_least(1),
-    "serve.max_body_bytes": _at_least(1), "serve.threads": _at_least(0), "serve.graceful_seconds": _at_least(0),
+    "serve.max_body_bytes": _at_least(1), "serve.max_connections": _at_least(1),
+    "serve.max_request_slice": _at_least(1),
+    "serve.request_timeout_s": ((lambda v: v > 0), "> 0"), "serve.threads": _at_least(0), "serve.graceful_seconds": _at_least(0),
 }
 
 

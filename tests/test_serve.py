@@ -23,13 +23,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(ckpt, tmp_path, *overrides):
+def start_server(ckpt, tmp_path, *overrides, max_open_files: int | None = None):
     """A server process on a free loopback port, ready (GET /health) within 90 s."""
+    import resource
+
+    def limit_files():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
     port = free_port()
     log = open(tmp_path / f"serve-{port}.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "nmt.serve", f"ckpt={ckpt}", f"serve.port={port}",
                              "serve.log_level=warning", f"hydra.run.dir={tmp_path}/h{port}", *overrides],
-                            cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=limit_files if max_open_files else None)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -250,3 +256,62 @@ def test_api_key_and_a_warning_when_reachable_without_one(tiny_checkpoint, tmp_p
     assert exposure_warning("0.0.0.0", "s3cret") is None
     assert exposure_warning("127.0.0.1", "") is None and exposure_warning("127.0.0.2", "") is None
     assert exposure_warning("localhost", "") is None and exposure_warning("::1", "") is None
+
+
+def test_idle_and_slow_clients_cannot_exhaust_the_server(tiny_checkpoint, tmp_path):
+    # 300 connections that send half a request and stall, against a server allowed 256 open files
+    proc, url = start_server(tiny_checkpoint, tmp_path, "serve.request_timeout_s=2", max_open_files=256)
+    port = int(url.rsplit(":", 1)[1])
+    stalled = []
+    try:
+        for _ in range(300):  # bounded: 300 loopback connections, each closed below
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /translate HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+            stalled.append(s)
+        time.sleep(0.5)
+        assert proc.poll() is None  # before: accept() hit EMFILE and the server exited
+        busy = httpx.post(f"{url}/translate", json={"text": TINY_DE[0]}, timeout=10)
+        assert busy.status_code in (200, 503) and busy.json()  # over the cap: a JSON 503, never a crash
+        time.sleep(2.5)  # past serve.request_timeout_s every stalled connection has been dropped
+        for s in stalled:
+            s.settimeout(2)
+            data = s.recv(200)
+            assert data == b"" or data.startswith(b"HTTP/1.1 503"), data
+        ok = httpx.post(f"{url}/translate", json={"text": TINY_DE[0]}, timeout=10)
+        assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == TINY_EN[0]
+    finally:
+        for s in stalled:
+            s.close()
+        assert stop(proc) == 0
+    log = "".join(p.read_text() for p in tmp_path.glob("serve-*.log"))
+    assert "Too many open files" not in log
+
+
+def test_a_large_request_is_decoded_in_slices_that_let_small_ones_through(tiny_checkpoint):
+    import asyncio
+
+    from nmt.inference.server import DynamicBatcher
+
+    tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
+    big, _ = tr.encode(TINY_DE * 8)  # 96 sentences
+    small, _ = tr.encode(TINY_DE[:1])
+    finished = []
+
+    async def scenario():
+        batcher = DynamicBatcher(tr, max_wait_ms=0, max_batch_sentences=64, max_batch_tokens=4000, max_slice=8)
+        batcher.start()
+
+        async def client(name, sources, delay):
+            await asyncio.sleep(delay)
+            result = await batcher.submit(sources, tr.options)
+            finished.append(name)
+            return result
+
+        big_result, small_result = await asyncio.gather(client("big", big, 0), client("small", small, 0.01))
+        await batcher.stop()
+        return big_result, small_result, batcher.stats
+
+    big_result, small_result, stats = asyncio.run(scenario())
+    assert finished == ["small", "big"]  # the small request did not wait for all 12 slices
+    assert [t.text for t in big_result] == tr.translate(TINY_DE * 8) and small_result[0].text == TINY_EN[0]
+    assert stats["requests"] == 2 and stats["sentences"] == 97 and stats["batches"] >= 12

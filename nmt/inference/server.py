@@ -55,12 +55,17 @@ class TranslateResponse(BaseModel):
 
 @dataclass
 class Pending:
-    """One request waiting in the batcher: its source ids, its decoding options, its future."""
+    """One slice of a request waiting in the batcher: its source ids, the request's decoding
+    options and future, the translations of its slices decoded so far, the slices to come."""
 
     sources: list[list[int]]
     options_key: tuple[int, int]  # (beam_size, n_best): requests batch with others of the same key
     future: asyncio.Future
-    enqueued: float = field(default_factory=time.perf_counter)
+    results: list = field(default_factory=list)
+    rest: list = field(default_factory=list)  # the request's later slices
+
+    def next_slice(self) -> "Pending":
+        return Pending(self.rest[0], self.options_key, self.future, self.results, self.rest[1:])
 
 
 class DynamicBatcher:
@@ -68,11 +73,15 @@ class DynamicBatcher:
 
     A batch opens with the first waiting request and takes every request that arrives within
     `max_wait_ms`, up to `max_batch_sentences` sentences within the token budget of
-    `max_batch_tokens` padded source tokens (a single request larger than that is decoded alone). While a batch decodes, new requests queue
-    and form the next one. `max_batch_sentences=1` turns batching off."""
+    `max_batch_tokens` padded source tokens (a single request larger than that is decoded
+    alone). While a batch decodes, new requests queue and form the next one.
+    `max_batch_sentences=1` turns batching off. A request of more than `max_slice` sentences is
+    decoded a slice at a time, each next slice queued behind the requests that came meanwhile:
+    one client's large request delays another's by one slice, not by all of it."""
 
-    def __init__(self, translator: Translator, max_wait_ms: float, max_batch_sentences: int, max_batch_tokens: int):
-        self.translator = translator
+    def __init__(self, translator: Translator, max_wait_ms: float, max_batch_sentences: int, max_batch_tokens: int,
+                 max_slice: int = 16):
+        self.translator, self.max_slice = translator, max_slice
         self.max_wait = max_wait_ms / 1000.0
         self.max_sentences, self.max_tokens = max_batch_sentences, max_batch_tokens
         self.queue: asyncio.Queue[Pending] = asyncio.Queue()
@@ -95,7 +104,8 @@ class DynamicBatcher:
         """Decode `sources` with the search `options` (batched with other requests of the same
         beam_size and n_best); their translations, in order."""
         future = asyncio.get_running_loop().create_future()
-        await self.queue.put(Pending(sources, (options.beam_size, options.n_best), future))
+        slices = [sources[i:i + self.max_slice] for i in range(0, len(sources), self.max_slice)] or [[]]
+        await self.queue.put(Pending(slices[0], (options.beam_size, options.n_best), future, [], slices[1:]))
         return await future
 
     async def _next(self, timeout: float | None) -> Pending | None:
@@ -152,11 +162,14 @@ class DynamicBatcher:
                 start = 0
                 for item in items:
                     k = len(item.sources)
-                    if not item.future.done():
-                        item.future.set_result(results[start:start + k])
+                    item.results.extend(results[start:start + k])
                     start += k
-                    self.stats["requests"] += 1
                     self.stats["sentences"] += k
+                    if item.rest:  # behind the requests that came while this slice decoded
+                        self.queue.put_nowait(item.next_slice())
+                    elif not item.future.done():
+                        item.future.set_result(item.results)
+                        self.stats["requests"] += 1
 
     def _decode(self, sources: list[list[int]], opts) -> list[Translation]:
         hyps = self.translator.translate_ids(sources, opts)
@@ -256,7 +269,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
-                             serve_cfg.max_batch_tokens)
+                             serve_cfg.max_batch_tokens, serve_cfg.max_request_slice)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -316,6 +329,79 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     return app
 
 
+ACCEPT_BACKLOG = 64  # pending connections: asyncio accepts up to this many in one burst
+
+
+def connection_cap(asked: int, reserve: int = 32) -> int:
+    """serve.max_connections, kept below the open-file limit: the files open now, two accept
+    bursts (connections are counted only after a burst) and `reserve` must fit under it, or
+    accept() fails with EMFILE."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return asked
+    open_now = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 64
+    return max(1, min(asked, soft - open_now - 2 * ACCEPT_BACKLOG - reserve))
+
+
+def open_log_files() -> None:
+    """Open the log files now: a FileHandler created with delay=True (Hydra's) opens its file on
+    the first record, and when that record reports running out of file descriptors the open
+    fails inside the event loop and ends the server."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and handler.stream is None:
+            handler.stream = handler._open()
+
+
+def guarded_protocol(max_connections: int, request_timeout: float):
+    """uvicorn's h11 protocol with two bounds against slow or idle clients: a connection past
+    `max_connections` gets a JSON 503 and is closed at once (its file descriptor with it), and
+    a request whose headers and body have not all arrived `request_timeout` seconds after the
+    connection opened (or after its previous response) is dropped. uvicorn itself times out only
+    idle keep-alive connections, not one that never finishes its first request."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    body = b'{"error": "too many connections: try again shortly"}'
+    busy = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"content-length: %d\r\n\r\n%s" % (len(body), body))
+
+    class GuardedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.deadline = None
+            if len(self.connections) > max_connections:
+                transport.write(busy)
+                transport.close()
+                return
+            self.arm()
+
+        def arm(self) -> None:
+            self.armed_cycle = self.cycle  # a request is complete once a newer cycle has all its body
+            self.deadline = self.loop.call_later(request_timeout, self.drop_if_incomplete)
+
+        def drop_if_incomplete(self) -> None:
+            cycle = self.cycle
+            if cycle is None or cycle is self.armed_cycle or cycle.more_body:
+                self.transport.close()
+
+        def on_response_complete(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self.arm()
+
+        def connection_lost(self, exc) -> None:
+            if getattr(self, "deadline", None) is not None:
+                self.deadline.cancel()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
 def exposure_warning(host: str, api_key: str) -> str | None:
     """The warning for a server other machines can reach with no API key (None on loopback)."""
     import ipaddress
@@ -350,8 +436,10 @@ def serve(cfg) -> None:
     stopped_by: list[str] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stopped_by.append(signal.Signals(signum).name))
+    open_log_files()
+    protocol = guarded_protocol(connection_cap(cfg.serve.max_connections), cfg.serve.request_timeout_s)
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=str(cfg.serve.log_level),
-                timeout_graceful_shutdown=cfg.serve.graceful_seconds)
+                timeout_graceful_shutdown=cfg.serve.graceful_seconds, http=protocol, backlog=ACCEPT_BACKLOG)
     stats = app.state.batcher.stats
     print(f"serve: stopped{' by ' + stopped_by[0] if stopped_by else ''}; {stats['requests']} requests, "
           f"{stats['sentences']} sentences in {stats['batches']} batches", file=sys.stderr)
