@@ -10,7 +10,9 @@ sentences, one request at a time, until
 offline translation of its sentence (Translator, same decoding options): `mismatched` counts
 answers that differ, `errors` non-200 replies or failed requests. Prints throughput
 (sentences/s), p50/p99 latency and the on/off throughput ratio, and the decoder's own
-sentences/s at batch 1 and 32 with no HTTP (what batching can gain at most); one JSON object last.
+sentences/s at batch 1 and 32 with no HTTP (what batching can gain at most); then fairness:
+a short request's latency while another client sends the largest allowed requests, with large
+requests decoded in slices (the default) and whole. One JSON object last.
 """
 from __future__ import annotations
 
@@ -137,6 +139,59 @@ async def load(url: str, sentences: list[str], expected: list[str], clients: int
             "p99_ms": round(float(np.percentile(lat, 99)), 1), "errors": errors, "mismatched": mismatched}
 
 
+async def small_under_big(url: str, sentences: list[str], big_requests: int = 4) -> dict:
+    """Fairness: one client sends the largest request the server allows (serve.max_sentences=64
+    of the longest test sentences), `big_requests` times in a row; meanwhile another sends one
+    short sentence every 100 ms. The small requests' latency while the big ones run, and the
+    big ones' time (bounded: both loops stop when the big client is done)."""
+    host, port = url.removeprefix("http://").split(":")
+    big_text = sorted(sentences, key=len)[-64:]
+    short = min(sentences, key=len)
+    small_ms, big_s, done = [], [], False
+
+    async def big_client():
+        nonlocal done
+        http = KeepAliveClient(host, int(port))
+        for _ in range(big_requests):
+            t0 = time.perf_counter()
+            await http.post_json("/translate", {"text": big_text})
+            big_s.append(time.perf_counter() - t0)
+        done = True
+        await http.close()
+
+    async def small_client():
+        http = KeepAliveClient(host, int(port))
+        await asyncio.sleep(0.05)
+        while not done:
+            t0 = time.perf_counter()
+            await http.post_json("/translate", {"text": short})
+            small_ms.append((time.perf_counter() - t0) * 1000)
+            await asyncio.sleep(0.1)
+        await http.close()
+
+    await asyncio.gather(big_client(), small_client())
+    lat = np.array(small_ms)
+    return {"small_requests": len(small_ms), "small_p50_ms": round(float(np.percentile(lat, 50)), 1),
+            "small_max_ms": round(float(lat.max()), 1), "big_request_s": round(float(np.median(big_s)), 2)}
+
+
+def fairness(ckpt: Path, decode: list[str], sentences: list[str]) -> dict:
+    """small_under_big with large requests decoded in slices (the default serve.max_request_slice=16)
+    and whole (serve.max_request_slice=64), in one run."""
+    out = {}
+    for name, extra in (("sliced", []), ("whole", ["serve.max_request_slice=64"])):
+        proc, url = start_server(ckpt, decode + extra)
+        try:
+            out[name] = asyncio.run(small_under_big(url, sentences))
+            print(f"fairness {name:6s} {json.dumps(out[name])}", file=sys.stderr)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    out["small_max_latency_whole_vs_sliced"] = round(out["whole"]["small_max_ms"] / out["sliced"]["small_max_ms"], 2)
+    out["big_request_time_sliced_vs_whole"] = round(out["sliced"]["big_request_s"] / out["whole"]["big_request_s"], 2)
+    return out
+
+
 def offline_batch_scaling(translator: Translator, sentences: list[str], sizes=(1, 32), n: int = 128) -> dict:
     """The decoder alone, no HTTP: sentences/s when `n` test sentences (in corpus order, so
     lengths mix as in the server's batches) are decoded in batches of each size. Their ratio
@@ -160,6 +215,7 @@ def main() -> None:
     ap.add_argument("--decode", default="beam", choices=["beam", "greedy"])
     ap.add_argument("--on", nargs="*", default=ON, help="server overrides with batching on")
     ap.add_argument("--skip-off", action="store_true", help="only the batching-on server (for tuning)")
+    ap.add_argument("--fairness-only", action="store_true", help="only the small-under-big measurement")
     args = ap.parse_args()
     ckpt = args.ckpt or newest_checkpoint("bench/serve.py")
     offline = Translator.from_checkpoint(ckpt, decode=args.decode)
@@ -171,6 +227,9 @@ def main() -> None:
     print(f"offline decoding, sentences/s by batch size: {scaling}", file=sys.stderr)
     del offline
     decode = [f"decode={args.decode}"]
+    if args.fairness_only:
+        print(json.dumps({"ckpt": str(ckpt), "decode": args.decode, "fairness": fairness(ckpt, decode, sentences)}))
+        return
     out = {"ckpt": str(ckpt), "decode": args.decode, "cpu_cores": os.cpu_count(), "offline_sentences_per_s": scaling,
            "on": [], "off": []}
     for name, extra in (("on", args.on), ("off", OFF))[:1 if args.skip_off else 2]:
@@ -184,6 +243,7 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+    out["fairness"] = fairness(ckpt, decode, sentences)
     if args.skip_off:
         print(json.dumps(out))
         return

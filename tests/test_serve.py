@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from conftest import ROOT, TINY_DE, TINY_EN
+from conftest import ROOT, TINY_DE, TINY_EN, make_cfg
 from nmt import Translator
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -315,3 +315,32 @@ def test_a_large_request_is_decoded_in_slices_that_let_small_ones_through(tiny_c
     assert finished == ["small", "big"]  # the small request did not wait for all 12 slices
     assert [t.text for t in big_result] == tr.translate(TINY_DE * 8) and small_result[0].text == TINY_EN[0]
     assert stats["requests"] == 2 and stats["sentences"] == 97 and stats["batches"] >= 12
+
+
+def test_a_request_outlasting_the_graceful_shutdown_gets_a_json_503(tiny_checkpoint):
+    import uvicorn
+
+    from nmt.inference.server import create_app
+
+    tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
+    decode = tr.translate_ids
+    tr.translate_ids = lambda *a, **k: (time.sleep(3), decode(*a, **k))[1]  # a model slower than the grace
+    app = create_app(tr, make_cfg("serve.graceful_seconds=1").serve)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    runner = threading.Thread(target=server.run)
+    runner.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    answers = []
+    client = threading.Thread(target=lambda: answers.append(
+        httpx.post(f"{url}/translate", json={"text": TINY_DE[0]}, timeout=20)))
+    client.start()
+    time.sleep(0.5)
+    server.should_exit = True  # what SIGTERM does
+    client.join(timeout=20)
+    runner.join(timeout=20)
+    assert answers[0].status_code == 503 and "shutting down" in answers[0].json()["error"]

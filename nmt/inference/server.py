@@ -132,7 +132,11 @@ class DynamicBatcher:
             if item is None:
                 break
             size, item_longest = len(item.sources), max(max(map(len, item.sources), default=0), longest)
-            if n + size > self.max_sentences or not fits_token_budget(n + size, item_longest, self.max_tokens):
+            # a large request's next slice does not join a batch that others opened: they would
+            # wait for the slice's decoding; it opens the next batch instead
+            continuing = bool(item.results) and item.future is not first.future
+            if continuing or n + size > self.max_sentences or \
+                    not fits_token_budget(n + size, item_longest, self.max_tokens):
                 self.carry = item
                 break
             batch.append(item)
@@ -178,8 +182,10 @@ class DynamicBatcher:
 
 class RequestGuard:
     """ASGI middleware in front of every route: the API key (when `serve.api_key` is set; /health
-    stays open), a JSON content type for POST, and the body size counted as it arrives (a
-    chunked body has no Content-Length to trust), stopping at `serve.max_body_bytes` with 413."""
+    stays open), a JSON content type for POST, the body size counted as it arrives (a chunked
+    body has no Content-Length to trust), stopping at `serve.max_body_bytes` with 413; and a
+    JSON 503 for a request still running when shutdown gives up waiting for it (uvicorn cancels
+    it after `serve.graceful_seconds` and would answer a plain-text 500)."""
 
     def __init__(self, app, serve_cfg):
         self.app, self.cfg = app, serve_cfg
@@ -202,7 +208,23 @@ class RequestGuard:
                 raise HTTPException(413, f"request body exceeds serve.max_body_bytes={limit}")
             return message
 
-        await self.app(scope, counted_receive, send)
+        started = False
+
+        async def tracked_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            from fastapi.responses import JSONResponse
+
+            response = JSONResponse({"error": "the server is shutting down and did not finish this request in "
+                                              "time; send it again (to another instance)"}, 503)
+            await response(scope, receive, send)  # the task ends here: uvicorn is stopping anyway
 
     def refusal(self, scope):
         """The JSON error response a request gets before its body is read, or None."""
