@@ -33,10 +33,31 @@ def _errors():
 main = entry_point("train", run, _errors())
 
 
-def cli() -> None:
-    """`nmt-train` and `python -m nmt.train`: under torchrun the ranks first agree on one run dir."""
-    from nmt.distributed import agree_on_run_dir
+def refuse_busy_run_dir(argv: list[str]) -> None:
+    """Before Hydra writes `.hydra/` into an explicit `hydra.run.dir=`, refuse it when a training
+    is writing there (the Trainer holds the same lock for the whole run)."""
+    import sys
 
+    from nmt.atomic import RunDirBusy, run_dir_lock
+
+    given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
+    if given and Path(given[-1]).is_dir():
+        try:
+            with run_dir_lock(Path(given[-1]), "train"):
+                pass
+        except RunDirBusy as err:
+            sys.exit(f"train: error: {err}")
+
+
+def cli() -> None:
+    """`nmt-train` and `python -m nmt.train`: a busy run dir is refused before Hydra writes to it;
+    under torchrun the ranks first agree on one run dir."""
+    import sys
+
+    from nmt.distributed import agree_on_run_dir, launched_by_torchrun
+
+    if not launched_by_torchrun():
+        refuse_busy_run_dir(sys.argv)
     agree_on_run_dir()
     main()
 

@@ -77,6 +77,10 @@ def test_a_second_training_in_the_same_run_folder_is_refused(tiny_prepared, tmp_
         with pytest.raises(RunDirBusy, match="another train is writing to this run folder"):
             train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=2"), tmp_path)
     assert not (tmp_path / "checkpoints").exists()
+    with FileLock(str(tmp_path / ".train.lock")):  # from the command line: refused before Hydra writes .hydra/
+        rc, _, err = cli("train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, f"hydra.run.dir={tmp_path}")
+    assert_one_line_error(rc, err, "another train is writing to this run folder")
+    assert not (tmp_path / ".hydra").exists()
 
 
 def tiny_prepared_with(tmp_path, de, en, name):
@@ -134,6 +138,11 @@ def test_outputs_and_choices_are_checked_before_the_work(tiny_checkpoint, tmp_pa
         translate(make_cfg(f"ckpt={tiny_checkpoint}", f"translate.input={src}", f"translate.output={tmp_path}/out"),
                   tmp_path / "r")
     assert "translate:" not in capsys.readouterr().err  # refused before decoding (no progress bar)
+    with pytest.raises(OutputError, match="its folder cannot be created"):  # as a read-only parent would
+        translate(make_cfg(f"ckpt={tiny_checkpoint}", f"translate.input={src}",
+                           f"translate.output={src}/out.en"), tmp_path / "r")
+    with pytest.raises(OutputError, match="its folder cannot be created"):
+        prepare(make_cfg(f"data.root={tmp_path}", f"prepared_dir={src}/prepared", "vocab=word"))
     with pytest.raises(ConfigError, match="scoring.tokenize=foo: must be one of .*13a"):
         check_config(make_cfg("scoring.tokenize=foo"))
 

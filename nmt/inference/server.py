@@ -328,7 +328,10 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
             texts, options = read_request(req, translator.options, serve_cfg)
         except RequestProblem as problem:
             return error(problem.status, str(problem))
-        sources, _ = translator.encode(texts)
+        try:
+            sources, _ = translator.encode(texts)
+        except (UnicodeError, ValueError) as err:  # whatever a tokenizer refuses is the client's text
+            return error(422, f"invalid request: the text could not be tokenized ({err})")
         results = await batcher.submit(sources, options)
         return {"translations": [
             {"text": r.text, "score": r.score,
