@@ -33,17 +33,20 @@ def evil_checkpoint(tiny_checkpoint, tmp_path):
     return evil, marker
 
 
-def test_a_hostile_checkpoint_runs_nothing_in_translate_average_resume_and_serve(evil_checkpoint, tiny_prepared,
-                                                                                 tmp_path):
+def test_a_hostile_checkpoint_runs_nothing_in_translate_average_resume_and_serve(evil_checkpoint, tiny_checkpoint,
+                                                                                 tiny_prepared, tmp_path):
+    from nmt.average import run as average
+
     evil, marker = evil_checkpoint
-    runs = [("translate", [f"ckpt={evil}", "translate.split=test"]),
-            ("average", [f"average.inputs=[{evil},{evil}]", f"average.output={tmp_path}/avg.pt"]),
-            ("train", [f"prepared_dir={tiny_prepared}", *TINY_MODEL, f"train.resume={evil}"]),
-            ("serve", [f"ckpt={evil}", "serve.port=0"])]
-    for program, args in runs:
+    for program, args in (("translate", [f"ckpt={evil}", "translate.split=test"]),
+                          ("serve", [f"ckpt={evil}", "serve.port=0"])):  # as users run them
         rc, _, err = cli(program, *args, f"hydra.run.dir={tmp_path}/{program}")
         assert_one_line_error(rc, err, str(evil), "refused", "posix.system")
-        assert not marker.exists(), program
+    with pytest.raises(CheckpointError, match="refused"):
+        average(make_cfg(f"average.inputs=[{tiny_checkpoint},{evil}]", f"average.output={tmp_path}/avg.pt"), tmp_path)
+    with pytest.raises(CheckpointError, match="refused"):
+        train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, f"train.resume={evil}"), tmp_path / "resume")
+    assert not marker.exists() and not (tmp_path / "avg.pt").exists()
 
 
 def test_sigterm_saves_the_step_and_auto_resume_continues_exactly(tiny_prepared, tmp_path):

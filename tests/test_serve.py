@@ -239,7 +239,7 @@ def test_a_chunked_body_is_counted_as_it_arrives_and_stopped_at_the_limit(server
 
 
 def test_api_key_and_a_warning_when_reachable_without_one(tiny_checkpoint, tmp_path):
-    from nmt.inference.server import exposure_warning
+    from nmt.inference.http_limits import exposure_warning
 
     proc, url = start_server(tiny_checkpoint, tmp_path, "serve.api_key=s3cret")
     try:
