@@ -33,16 +33,26 @@ def learning_curves(metrics_file: Path, out_png: Path) -> Path | None:
     return out_png
 
 
-def attention_heatmap(weights, src_tokens: list[str], tgt_tokens: list[str], out_png: Path) -> Path:
-    """weights (T, S): one row per target token, one column per source token."""
+def attention_figure(weights, src_tokens: list[str], tgt_tokens: list[str], title: str = ""):
+    """weights (T, S): one row per target token, one column per source token; a colour bar for
+    the weight scale (0..1) and `title` above (e.g. the sentence's score)."""
     w = weights[: len(tgt_tokens), : len(src_tokens)]
-    fig, ax = plt.subplots(figsize=(max(4, 0.4 * len(src_tokens) + 2), max(3, 0.4 * len(tgt_tokens) + 1.5)))
-    ax.imshow(w, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(src_tokens) + 3), max(3, 0.4 * len(tgt_tokens) + 2)))
+    image = ax.imshow(w, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, label="attention weight")
     ax.set_xticks(range(len(src_tokens)), src_tokens, rotation=90)
     ax.set_yticks(range(len(tgt_tokens)), tgt_tokens)
     ax.set_xlabel("source")
     ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def attention_heatmap(weights, src_tokens: list[str], tgt_tokens: list[str], out_png: Path, title: str = "") -> Path:
+    """`attention_figure` saved as a PNG."""
+    fig = attention_figure(weights, src_tokens, tgt_tokens, title)
     fig.savefig(out_png, dpi=100)
     plt.close(fig)
     return out_png

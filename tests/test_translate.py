@@ -85,3 +85,29 @@ def test_console_scripts_equal_the_python_m_forms(tmp_path):
     module = subprocess.run([sys.executable, "-m", "nmt.evaluate", *args], capture_output=True, text=True,
                             cwd=tmp_path, env=ENV)
     assert script.returncode == module.returncode == 0 and script.stdout == module.stdout and "BLEU" in script.stdout
+
+
+def test_stdin_and_dash_write_the_translations_to_stdout(tiny_checkpoint, tmp_path):
+    """Unix conventions (#18): `translate.input=-` with no output, and `translate.output=-`,
+    write exactly the translations to stdout; scores then go to stderr."""
+    stdin = "\n".join(TINY_DE[:3]) + "\n"
+    r = subprocess.run([sys.executable, "-m", "nmt.translate", f"ckpt={tiny_checkpoint}", "translate.input=-",
+                        "decode=greedy", f"hydra.run.dir={tmp_path}/a"], input=stdin, capture_output=True, text=True,
+                       cwd=tmp_path, env=ENV)
+    assert r.returncode == 0 and r.stdout.splitlines() == TINY_EN[:3], r.stderr[-2000:]
+    src, ref = write_lines(tmp_path / "in.de", TINY_DE[:4]), write_lines(tmp_path / "ref.en", TINY_EN[:4])
+    r = subprocess.run([sys.executable, "-m", "nmt.translate", f"ckpt={tiny_checkpoint}", f"translate.input={src}",
+                        "translate.output=-", f"translate.ref={ref}", "decode=greedy", f"hydra.run.dir={tmp_path}/b"],
+                       capture_output=True, text=True, cwd=tmp_path, env=ENV)
+    assert r.returncode == 0 and r.stdout.splitlines() == TINY_EN[:4], r.stderr[-2000:]
+    assert "BLEU|nrefs:1" in r.stderr and (tmp_path / "b/hyp.in.de.txt").read_text().splitlines() == TINY_EN[:4]
+
+
+def test_attention_heatmap_has_a_colour_bar_and_the_score_in_its_title():
+    import numpy as np
+
+    from nmt.plots import attention_figure
+
+    fig = attention_figure(np.full((3, 2), 0.5), ["ein", "hund"], ["a", "dog", "</s>"], "a dog\nlog-probability -0.42")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "attention weight"  # the image and its colour bar
+    assert "-0.42" in fig.axes[0].get_title()

@@ -61,16 +61,26 @@ def split_job(tr: Translator, split_name: str, fallback_dir: str) -> Job:
                [f"split {split_name}"])
 
 
-def write_hypotheses(lines: list[str], output: str | None, run_dir: Path, name: str) -> Path:
-    """The hypotheses to `output` (default: hyp.NAME.txt in the run dir), with a copy in the run dir."""
+def writes_stdout(tcfg) -> bool:
+    """Unix conventions: `translate.output=-`, or stdin in (`translate.input=-`) with no output
+    named, write the translations to standard output (and nothing else there)."""
+    return tcfg.output == "-" or (tcfg.input == "-" and tcfg.output is None)
+
+
+def write_hypotheses(lines: list[str], output: str | None, run_dir: Path, name: str, to_stdout: bool) -> str:
+    """The hypotheses to `output` (default: hyp.NAME.txt in the run dir) or standard output,
+    with a copy in the run dir; where they went."""
     run_copy = run_dir / hyp_file_name(name)
-    out_file = Path(output) if output else run_copy
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(line + "\n" for line in lines)
-    out_file.write_text(text, encoding="utf-8")
+    run_copy.write_text(text, encoding="utf-8")
+    if to_stdout:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return "<stdout>"
+    out_file = Path(output) if output else run_copy
     if out_file.resolve() != run_copy.resolve():
-        run_copy.write_text(text, encoding="utf-8")
-    return out_file
+        out_file.write_text(text, encoding="utf-8")
+    return str(out_file)
 
 
 def plot_attention(tr: Translator, sources: list[list[int]], k: int, out_dir: Path) -> list[Path]:
@@ -86,8 +96,9 @@ def plot_attention(tr: Translator, sources: list[list[int]], k: int, out_dir: Pa
             print("translate: this model has no attention; plots.n_attention ignored", file=sys.stderr)
             break
         out_tokens = tr.tgt_vocab.pieces(hyp.tokens) + ["</s>"]
+        title = f"{tr.tgt_vocab.to_text(hyp.tokens)}\nlog-probability {hyp.score:.2f} ({len(hyp.tokens) + 1} pieces)"
         paths.append(attention_heatmap(hyp.attention.numpy(), tr.src_vocab.pieces(src), out_tokens,
-                                       out_dir / f"attention_{i:03d}.png"))
+                                       out_dir / f"attention_{i:03d}.png", title))
     return paths
 
 
@@ -101,23 +112,24 @@ def translate_job(cfg, run_dir: Path) -> dict:
         return interactive(tr)
     started = time.time()
     job = text_job(tr, tcfg) if tcfg.input is not None else split_job(tr, tcfg.split, cfg.prepared_dir)
-    check_output_file(Path(tcfg.output) if tcfg.output else run_dir / hyp_file_name(job.name),
+    to_stdout = writes_stdout(tcfg)
+    check_output_file(Path(tcfg.output) if tcfg.output and not to_stdout else run_dir / hyp_file_name(job.name),
                       "translate.output")  # before decoding, not after
     lines = tr.detokenize(tr.translate_ids(job.sources, progress=True))
     seconds = time.time() - started
-    out_file = write_hypotheses(lines, tcfg.output, run_dir, job.name)
+    out_file = write_hypotheses(lines, tcfg.output, run_dir, job.name, to_stdout)
     result = {"sentences": len(lines), "seconds": round(seconds, 3),
               "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 1), "decode": str(tr.options.kind),
               "beam_size": tr.options.beam_size if tr.options.kind == "beam" else 1,
-              "quantize": tr.info.get("quantize", "none"), "hyp_file": str(out_file)}
+              "quantize": tr.info.get("quantize", "none"), "hyp_file": out_file}
     print(f"translate: {len(lines)} sentences in {seconds:.1f}s ({result['sentences_per_s']} sentences/s), "
           f"{tr.options.kind} search; hypotheses in {out_file}", file=sys.stderr)
     if job.refs:
         check_references(job.refs, job.ref_names, len(lines), "the input")
         s = cfg.scoring
         result["scores"] = score_corpus(lines, job.refs, s.metrics, s.tokenize, s.lowercase)
-        for score in result["scores"]:
-            print(score["line"])
+        for score in result["scores"]:  # on stderr when stdout carries the translations
+            print(score["line"], file=sys.stderr if to_stdout else sys.stdout)
         (run_dir / f"scores.{job.name}.json").write_text(json.dumps(result, indent=2))
     if cfg.plots.n_attention:
         paths = plot_attention(tr, job.sources, cfg.plots.n_attention, run_dir)
