@@ -107,7 +107,7 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
         is_eos = tok_of == EOS_ID
         length = t + 1
         done_sentences = []
-        top_scores_l, beam_l, tok_l, eos_l = (top_scores.tolist(), beam_of.tolist(), tok_of.tolist(), is_eos.tolist())
+        top_scores_l, beam_l, eos_l = top_scores.tolist(), beam_of.tolist(), is_eos.tolist()
         for j, sid in enumerate(active):
             for rank in range(K):  # EOS among the best K candidates: a finished hypothesis
                 if eos_l[j][rank] and top_scores_l[j][rank] > float("-inf"):

@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import List, Optional, Union
+from typing import TYPE_CHECKING, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -30,6 +30,9 @@ from nmt.batching import fits_token_budget
 from nmt.inference.http_limits import (ACCEPT_BACKLOG, RequestGuard, connection_cap, exposure_warning,
                                        guarded_protocol, open_log_files)
 from nmt.inference.translator import Translation, Translator, search_options
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 class TranslateRequest(BaseModel):
