@@ -55,6 +55,11 @@ class Normalization(StrEnum):
     none = "none"
 
 
+class Arch(StrEnum):
+    rnn = "rnn"  # embedding + RNN/GRU/LSTM encoder-decoder (model.cell)
+    transformer = "transformer"
+
+
 class Cell(StrEnum):
     rnn = "rnn"
     gru = "gru"
@@ -194,8 +199,12 @@ class VocabConfig:
 
 @dataclass
 class ModelConfig:
-    """Reference size: bidirectional 1-layer GRU encoder, 1-layer GRU decoder with attention."""
+    """Reference size: bidirectional 1-layer GRU encoder, 1-layer GRU decoder with attention.
+    arch=transformer reads emb_dim (d_model), heads, ff_dim, enc/dec_layers, dropout,
+    emb_dropout, tie/share_embeddings; the RNN-only keys (cell, hidden_dim, bidirectional,
+    attention, input_feeding) do not apply to it."""
 
+    arch: Arch = Arch.rnn
     cell: Cell = Cell.gru
     emb_dim: int = 256
     hidden_dim: int = 256  # per direction in the encoder
@@ -208,6 +217,8 @@ class ModelConfig:
     input_feeding: bool = False  # luong: feed the previous attentional vector into the decoder RNN
     tie_embeddings: bool = True  # target embedding = output projection: 8+ BLEU sooner on Multi30k
     share_embeddings: bool = False  # source embedding = target embedding (joint vocab only)
+    heads: int = 4  # transformer: attention heads (emb_dim must be a multiple)
+    ff_dim: int = 1024  # transformer: feed-forward inner size
 
 
 @dataclass
@@ -436,6 +447,7 @@ RANGES = {
     "preprocess.max_words": _at_least(1), "preprocess.max_ratio": _at_least(1.0),
     "model.emb_dim": _at_least(1), "model.hidden_dim": _at_least(1),
     "model.enc_layers": _at_least(1), "model.dec_layers": _at_least(1),
+    "model.heads": _at_least(1), "model.ff_dim": _at_least(1),
     "model.dropout": (_fraction, "in [0, 1)"), "model.emb_dropout": (_fraction, "in [0, 1)"),
     "train.batching.batch_size": _at_least(1), "train.batching.max_tokens": _at_least(1),
     "train.batching.bucket_width": _at_least(1), "train.batching.pool_size": _at_least(1),
@@ -480,6 +492,13 @@ def check_rules(cfg) -> None:
     if model.input_feeding and model.attention != AttentionKind.luong:
         raise ConfigError(f"model.input_feeding needs model.attention=luong (got {model.attention}). "
                           "Fix: model.attention=luong or model.input_feeding=false")
+    if model.arch == Arch.transformer:
+        if train.teacher_forcing < 1 or train.teacher_forcing_decay:
+            raise ConfigError("model.arch=transformer trains with teacher forcing only (all target positions in one "
+                              "pass). Fix: train.teacher_forcing=1 train.teacher_forcing_decay=false, or an RNN model")
+        if model.emb_dim % model.heads:
+            raise ConfigError(f"model.emb_dim={model.emb_dim} must be a multiple of model.heads={model.heads}. "
+                              "Fix: change one of them")
     tokenize = cfg.scoring.tokenize
     if tokenize is not None:
         from sacrebleu.metrics import BLEU

@@ -36,6 +36,11 @@ class Seq2Seq(nn.Module):
                                    cfg.attention, mem, tgt_vocab_size, cfg.tie_embeddings)
         self.tgt_vocab_size = tgt_vocab_size
 
+    @property
+    def src_embedding(self) -> nn.Embedding:
+        """The source embedding (what nmt.diagnose takes gradients at), as on the Transformer."""
+        return self.encoder.embedding
+
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, State]:
         """src (B, S), src_lengths (B,) -> memory (values (B, S, C)), initial decoder state."""
         out, final = self.encoder(src, src_lengths)
@@ -75,6 +80,15 @@ class Seq2Seq(nn.Module):
                                       label_smoothing)
 
 
-def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> Seq2Seq:
-    """The model described by `cfg.model` (a ModelConfig) for the given vocabularies."""
+def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> torch.nn.Module:
+    """The model a ModelConfig (or a checkpoint's model settings, which may predate `arch`)
+    describes, for the given vocabularies: `Seq2Seq` (RNN family) or `Transformer`."""
+    from omegaconf import OmegaConf
+
+    from nmt.config import Arch, ModelConfig
+    from nmt.model.transformer import Transformer
+
+    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg)  # keys added since a checkpoint was saved
+    if cfg.arch == Arch.transformer:
+        return Transformer(cfg, src_vocab_size, tgt_vocab_size, pad_id)
     return Seq2Seq(cfg, src_vocab_size, tgt_vocab_size, pad_id)

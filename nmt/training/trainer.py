@@ -285,7 +285,8 @@ class Trainer:
             p.bad_validations += 1
         if is_plateau(self.scheduler):
             self.scheduler.step(score)
-        self.log.write("valid", p.step, epoch=p.epoch, **result, lr=self.optimizer.param_groups[0]["lr"])
+        self.log.write("valid", p.step, epoch=p.epoch, **result, lr=self.optimizer.param_groups[0]["lr"],
+                       minutes=round(p.train_seconds / 60, 3))
         self.say(f"valid step {p.step}: loss {result['loss']:.3f} ppl {result['ppl']:.2f}"
                  + (f" BLEU {result['bleu']:.2f}" if "bleu" in result else "")
                  + (" (best)" if better else f" (best {p.best_score:.3f} at step {p.best_step})"))
