@@ -353,6 +353,15 @@ class AverageConfig:
 
 
 @dataclass
+class DiagnoseConfig:
+    ckpts: List[str] = field(default_factory=list)  # checkpoints to compare (ckpt= is the first)
+    split: str = "valid"
+    sentences: int = 64  # real sentences, all of one source length
+    length: int = 0  # that length in pieces; 0 = the longest one with enough sentences
+    output: str = ""  # the PNG; default RUN_DIR/gradients.png
+
+
+@dataclass
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     vocab: VocabConfig = field(default_factory=VocabConfig)
@@ -367,6 +376,7 @@ class Config:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     average: AverageConfig = field(default_factory=AverageConfig)
+    diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     # where prepare writes and train reads the encoded dataset
     prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
     ckpt: str = ""  # translate, serve: the checkpoint to use
@@ -467,6 +477,7 @@ RANGES = {
     "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
     "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),
     "plots.n_attention": _at_least(0), "average.last_n": _at_least(0),
+    "diagnose.sentences": _at_least(1), "diagnose.length": _at_least(0),
     "serve.port": ((lambda v: 0 <= v <= 65535), "in [0, 65535]"), "serve.max_wait_ms": _at_least(0),
     "serve.max_batch_sentences": _at_least(1), "serve.max_batch_tokens": _at_least(1),
     "serve.max_sentences": _at_least(1), "serve.max_chars": _at_least(1), "serve.max_beam_size": _at_least(1),

@@ -79,3 +79,26 @@ def tiny_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
                  "train.label_smoothing=0", "train.lr=0.01", "train.max_epochs=40", "train.schedule=constant",
                  "train.patience=100", "train.early_stopping_metric=loss"), run_dir)
     return run_dir / "checkpoints" / "best.pt"
+
+
+TINY_TRANSFORMER = ["model=transformer", "model.emb_dim=32", "model.heads=2", "model.ff_dim=64", "model.enc_layers=2",
+                    "model.dec_layers=2"]
+
+
+@pytest.fixture(scope="session")
+def tiny_transformer_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
+    """A tiny Transformer trained until it reproduces the tiny corpus."""
+    from nmt.train import run
+
+    run_dir = tmp_path_factory.mktemp("tiny_transformer_run")
+    run(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, *TINY_TRANSFORMER, "model.dropout=0",
+                 "model.emb_dropout=0", "train.label_smoothing=0", "train.lr=0.005", "train.warmup_steps=20",
+                 "train.max_epochs=40", "train.schedule=constant", "train.patience=100",
+                 "train.early_stopping_metric=loss"), run_dir)
+    return run_dir / "checkpoints" / "best.pt"
+
+
+@pytest.fixture(scope="module", params=["rnn", "transformer"])
+def family_checkpoint(request) -> Path:
+    """The tiny checkpoint of each model family in turn (GRU with attention, Transformer)."""
+    return request.getfixturevalue("tiny_checkpoint" if request.param == "rnn" else "tiny_transformer_checkpoint")
