@@ -353,6 +353,13 @@ class AverageConfig:
 
 
 @dataclass
+class ExportConfig:
+    output: str = ""  # the model folder to write (replaces an earlier export there)
+    score: bool = True  # translate `split` of the prepared data and put BLEU/chrF in the model card
+    split: str = "test"
+
+
+@dataclass
 class DiagnoseConfig:
     ckpts: List[str] = field(default_factory=list)  # checkpoints to compare (ckpt= is the first)
     split: str = "valid"
@@ -377,9 +384,10 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     average: AverageConfig = field(default_factory=AverageConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     # where prepare writes and train reads the encoded dataset
     prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
-    ckpt: str = ""  # translate, serve: the checkpoint to use
+    ckpt: str = ""  # translate, serve, export, diagnose: a checkpoint file or a model folder (nmt.export)
     # deprecated flat spellings, kept for one release: see DEPRECATED_KEYS
     force: Optional[bool] = None
     split: Optional[str] = None

@@ -107,16 +107,18 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path, decode: Any = "beam", device: str = "cpu", quantize: str | None = None,
                         max_tokens: int = 4000, **decode_overrides) -> "Translator":
-        """Load `path` (verified: no code runs, content hash, finite weights) for inference.
+        """Load `path`, a checkpoint file or a model folder (nmt.export), verified (no code runs,
+        content hash, finite weights), for inference.
         `decode`: "beam" | "greedy" | a decode config; keyword options (beam_size, n_best,
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it.
         `quantize="int8"`: int8 weights on the CPU."""
         from nmt.checkpoint import Checkpoint
+        from nmt.model_folder import is_model_folder, read_folder
 
         quantize = choice(Quantize, quantize or "none", "quantize")
         if quantize == Quantize.int8 and str(device) != "cpu":
             raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
-        ckpt = Checkpoint.load(Path(path))
+        ckpt = read_folder(Path(path)) if is_model_folder(Path(path)) else Checkpoint.load(Path(path))
         src_vocab, tgt_vocab = ckpt.vocabs()
         model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id,
                                  "cpu" if quantize == Quantize.int8 else device)
@@ -125,6 +127,19 @@ class Translator:
         info = {"checkpoint": Path(path).name, **ckpt.info(), "quantize": str(quantize)}  # names, never paths
         return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, search_options(decode, **decode_overrides),
                    device, max_tokens, info, ckpt.prepared.get("dir"), ckpt.vocab_fingerprint())
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, decode: Any = "beam", device: str = "cpu",
+                        quantize: str | None = None, **options) -> "Translator":
+        """Load a model folder written by `nmt.export` (safetensors weights, JSON config, the
+        vocabulary files): nothing is unpickled. Same options as `from_checkpoint`."""
+        from nmt.checkpoint import CheckpointError
+        from nmt.model_folder import CONFIG, is_model_folder
+
+        if not is_model_folder(Path(folder)):
+            raise CheckpointError(f"{folder}: no {CONFIG} there, so not a model folder. Fix: "
+                                  "python -m nmt.export ckpt=RUN/checkpoints/best.pt export.output=DIR")
+        return cls.from_checkpoint(folder, decode, device, quantize, **options)
 
     @classmethod
     def from_config(cls, cfg) -> "Translator":

@@ -1,0 +1,229 @@
+"""A shareable model folder: what `nmt.export` writes and `Translator.from_pretrained(DIR)` (or
+`ckpt=DIR`) reads, without unpickling anything.
+
+    DIR/model.safetensors   the weights (safetensors: tensors and a JSON header, no code)
+    DIR/config.json         model, vocabulary and preprocessing settings, languages, training
+                            step, validation score with its sacreBLEU signature, test scores
+    DIR/vocab/...           the vocabulary files (sentencepiece .model/.vocab, or vocab.json)
+    DIR/README.md           a model card: data, sizes, scores with signatures, the commands
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from nmt.checkpoint import Checkpoint, CheckpointError
+
+FORMAT = "nmt-model-folder"
+FORMAT_VERSION = 1
+WEIGHTS, CONFIG, CARD, VOCAB = "model.safetensors", "config.json", "README.md", "vocab"
+
+
+def is_model_folder(path: Path) -> bool:
+    return Path(path).is_dir() and (Path(path) / CONFIG).is_file()
+
+
+def training_data(prepared_dir: str | None) -> dict | None:
+    """Name, files and pair counts of the data the model was trained on, from the prepared
+    folder's meta.json when it is still there."""
+    meta_file = Path(prepared_dir or "") / "meta.json"
+    if not prepared_dir or not meta_file.is_file():
+        return None
+    meta = json.loads(meta_file.read_text())
+    data = meta.get("config", {}).get("data", {})
+    return {"name": data.get("name"), "splits": data.get("splits") or data.get("files"), "pairs": meta.get("counts")}
+
+
+def folder_config(ckpt: Checkpoint, source_name: str, test_scores: list[dict] | None) -> dict:
+    """config.json's content for a checkpoint (and its test scores, when measured)."""
+    from nmt.scoring import score_corpus
+
+    train = ckpt.train_config or {}
+    metric = train.get("early_stopping_metric")
+    signature = score_corpus([""], [[""]], ("bleu",))[0]["signature"] if metric == "bleu" else None
+    vocab = ckpt.prepared.get("vocab", {})
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "architecture": ckpt.model_config.get("arch", "rnn"), "model": ckpt.model_config,
+        "n_params": ckpt.n_params, "languages": ckpt.languages,
+        "vocab": {**vocab, "files": sorted(ckpt.vocab_files)}, "special_ids": ckpt.prepared.get("special_ids"),
+        "preprocess": ckpt.preprocess, "data": training_data(ckpt.prepared.get("dir")),
+        "training": {"from": source_name, "step": ckpt.progress.get("step"), "epoch": ckpt.progress.get("epoch"),
+                     "train_minutes": round(ckpt.progress.get("train_seconds", 0) / 60, 1),
+                     "best_valid": {"metric": metric, "score": ckpt.progress.get("best_score"),
+                                    "step": ckpt.progress.get("best_step"), "signature": signature},
+                     "averaged_from": [Path(p).name for p in ckpt.averaged_from] if ckpt.averaged_from else None},
+        "test": test_scores,
+    }
+
+
+def write_folder(ckpt: Checkpoint, config: dict, card: str, output: Path) -> Path:
+    """Write the folder under a scratch name beside `output`, then rename it into place."""
+    import torch
+    from safetensors.torch import save_file
+
+    from nmt.atomic import atomic_dir
+
+    output = Path(output)
+    with atomic_dir(output) as tmp:
+        # tied weights (output projection = target embedding) are one tensor in memory;
+        # safetensors stores no aliases, so each name gets its own copy (a few MB)
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.weights.items()
+                   if isinstance(v, torch.Tensor)}
+        save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
+        config = {**config, "weights_sha256": hashlib.sha256((tmp / WEIGHTS).read_bytes()).hexdigest()}
+        (tmp / VOCAB).mkdir()
+        for name, blob in ckpt.vocab_files.items():
+            (tmp / VOCAB / name).write_bytes(blob)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / CARD).write_text(card, encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        for item in [tmp, *tmp.rglob("*")]:  # a folder to share: readable as the umask allows, not 0700
+            item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
+    return output
+
+
+def read_folder(path: Path) -> Checkpoint:
+    """The folder as a weights-only Checkpoint (what Translator needs); CheckpointError (the
+    file, the problem, the fix) for a folder that is incomplete, damaged or of another format."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from nmt.checkpoint import non_finite_weights
+
+    path = Path(path)
+    try:
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"{path / CONFIG}: unreadable ({err}). Fix: export the model again "
+                              "(python -m nmt.export ckpt=... export.output=DIR)") from None
+    if config.get("format") != FORMAT or config.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path / CONFIG}: not an nmt model folder this version reads (format "
+                              f"{config.get('format')!r} {config.get('format_version')}). Fix: export it with this nmt")
+    weights_file = path / WEIGHTS
+    if not weights_file.is_file():
+        raise CheckpointError(f"{weights_file}: missing. Fix: copy the whole folder, or export it again")
+    expected = config.get("weights_sha256")
+    if expected and hashlib.sha256(weights_file.read_bytes()).hexdigest() != expected:
+        raise CheckpointError(f"{weights_file}: its content does not match config.json's weights_sha256 "
+                              "(damaged or replaced). Fix: copy or export the folder again")
+    try:
+        weights = load_file(str(weights_file))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{weights_file}: not a readable safetensors file ({err}). Fix: export again") from None
+    bad = non_finite_weights(weights)
+    if bad:
+        raise CheckpointError(f"{weights_file}: NaN/inf in the weights {bad[:3]}. Fix: export a sound checkpoint")
+    missing = [n for n in config["vocab"]["files"] if not (path / VOCAB / n).is_file()]
+    if missing:
+        raise CheckpointError(f"{path / VOCAB}: missing {missing}. Fix: copy the whole folder, or export it again")
+    training = config.get("training") or {}
+    best = training.get("best_valid") or {}
+    return Checkpoint(
+        weights=weights, model_config=config["model"],
+        vocab_files={n: (path / VOCAB / n).read_bytes() for n in config["vocab"]["files"]},
+        preprocess=config.get("preprocess") or {}, languages=config.get("languages") or {},
+        prepared={"dir": None, "special_ids": config.get("special_ids"),
+                  "vocab": {k: v for k, v in config["vocab"].items() if k != "files"}},
+        n_params=config.get("n_params") or 0,
+        progress={"step": training.get("step"), "best_score": best.get("score"), "best_step": best.get("step")},
+        train_config={"early_stopping_metric": best.get("metric")}, training=None,
+        averaged_from=training.get("averaged_from"))
+
+
+def model_card(config: dict, command: str, train_command: str | None) -> str:
+    """README.md of the folder: what the model is, how it was made, how well it does."""
+    langs = config.get("languages") or {}
+    pair = f"{langs.get('src', '?')} -> {langs.get('tgt', '?')}"
+    m, v, t = config["model"], config["vocab"], config["training"]
+    arch = (f"Transformer, d_model {m.get('emb_dim')}, {m.get('heads')} heads, feed-forward {m.get('ff_dim')}, "
+            f"{m.get('enc_layers')}+{m.get('dec_layers')} layers" if config["architecture"] == "transformer" else
+            f"{m.get('cell', '').upper()} encoder-decoder, embeddings {m.get('emb_dim')}, hidden {m.get('hidden_dim')}, "
+            f"{m.get('enc_layers')}+{m.get('dec_layers')} layers, "
+            f"{'bidirectional, ' if m.get('bidirectional') else ''}attention {m.get('attention')}")
+    best = t.get("best_valid") or {}
+    lines = [f"# nmt model: {pair}", "",
+             f"- Architecture: {arch}; {config['n_params']:,} parameters.",
+             data_line(config.get("data")),
+             f"- Vocabulary: {v.get('kind')} (source {v.get('src_size')}, target {v.get('tgt_size')} entries"
+             f"{', joint' if v.get('joint') else ''}).",
+             f"- Preprocessing: unicode {config['preprocess'].get('normalize')}, "
+             f"lowercased: {config['preprocess'].get('lowercase')}.",
+             f"- Training: step {t.get('step')}, epoch {t.get('epoch')}, {t.get('train_minutes')} minutes"
+             + (f"; averaged from {', '.join(t['averaged_from'])}" if t.get("averaged_from") else "") + ".",
+             f"- Selected on validation: {best.get('metric')} {best.get('score'):.2f} at step {best.get('step')}"
+             + (f" (`{best['signature']}`)" if best.get("signature") else "") + "."
+             if best.get("score") is not None else "- Selected on validation: (not recorded).", ""]
+    if config.get("test"):
+        lines += ["## Test scores", "", f"Split `{config['test'][0]['split']}`, {config['test'][0]['search']}:", ""]
+        lines += [f"- `{s['line']}`" for s in config["test"]] + [""]
+    lines += ["## Use", "", "```python", "from nmt import Translator", "",
+              "tr = Translator.from_pretrained(\"THIS_FOLDER\")", "print(tr.translate([\"...\"]))", "```", "",
+              "or `python -m nmt.translate ckpt=THIS_FOLDER translate.input=FILE`, "
+              "`python -m nmt.serve ckpt=THIS_FOLDER`.", "", "## How it was made", ""]
+    if train_command:
+        lines += [f"    {train_command}"]
+    lines += [f"    {command}", ""]
+    return "\n".join(lines)
+
+
+def data_line(data: dict | None) -> str:
+    if not data:
+        return "- Data: (the prepared folder was not found at export time)."
+    pairs = ", ".join(f"{k} {v:,}" for k, v in (data.get("pairs") or {}).items())
+    splits = ", ".join(f"{k} = {v}" for k, v in (data.get("splits") or {}).items())
+    return f"- Data: {data.get('name')} ({splits}); pairs after cleaning: {pairs}."
+
+
+def training_command(checkpoint: Path) -> str | None:
+    """`python -m nmt.train` with the overrides Hydra recorded in the checkpoint's run folder."""
+    overrides = Path(checkpoint).resolve().parents[1] / ".hydra" / "overrides.yaml"
+    if not overrides.is_file():
+        return None
+    import yaml
+
+    args = yaml.safe_load(overrides.read_text()) or []
+    return " ".join(["python -m nmt.train", *map(shlex.quote, map(str, args))])
+
+
+def export(cfg) -> Path:
+    """`nmt.export`: the checkpoint `cfg.ckpt` as a model folder at `cfg.export.output`, with
+    test scores on `cfg.export.split` of the prepared data when `cfg.export.score`."""
+    from nmt.atomic import check_output_dir, output_lock
+
+    if not cfg.ckpt:
+        raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt")
+    if not cfg.export.output:
+        raise ValueError("no output folder given. Fix: export.output=DIR")
+    output = check_output_dir(Path(cfg.export.output), "export.output", is_model_folder)  # an earlier export is replaced
+    ckpt = Checkpoint.load(Path(cfg.ckpt))
+    scores = test_scores(cfg) if cfg.export.score else None
+    config = folder_config(ckpt, Path(cfg.ckpt).name, scores)
+    command = " ".join(["python -m nmt.export", *map(shlex.quote, sys.argv[1:])])
+    with output_lock(output):
+        write_folder(ckpt, config, model_card(config, command, training_command(Path(cfg.ckpt))), output)
+    print(f"export: wrote {output} ({WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD})", file=sys.stderr)
+    return output
+
+
+def test_scores(cfg) -> list[dict] | None:
+    """BLEU and chrF of the checkpoint on the prepared split `cfg.export.split` with the decode
+    group's search, or None (with a note) when the prepared data is not there."""
+    from nmt.inference.offline import split_job
+    from nmt.inference.translator import Translator
+    from nmt.scoring import score_corpus
+
+    tr = Translator.from_config(cfg)
+    try:
+        job = split_job(tr, cfg.export.split, cfg.prepared_dir)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"export: note: no test scores in the card ({err})", file=sys.stderr)
+        return None
+    hyps = tr.detokenize(tr.translate_ids(job.sources, progress=True))
+    search = f"beam {tr.options.beam_size}" if tr.options.beam_size > 1 else "greedy"
+    return [{**s, "split": cfg.export.split, "search": search} for s in score_corpus(hyps, job.refs, ("bleu", "chrf"))]
