@@ -8,9 +8,16 @@ import asyncio
 import os
 
 
+MISSING_KEY = "missing or wrong API key: send the header X-API-Key: KEY"
+OPEN_PATHS = {"/health", "/languages", "/"}  # no key needed: status, the pair served, the page itself
+FORM = "application/x-www-form-urlencoded"
+
+
 class RequestGuard:
-    """ASGI middleware in front of every route: the API key (when `serve.api_key` is set; /health
-    stays open), a JSON content type for POST, the body size counted as it arrives (a chunked
+    """ASGI middleware in front of every route: the API key (when `serve.api_key` is set; /health,
+    /languages and the page stay open; POST /translate without the header may carry it in the
+    body, as LibreTranslate clients do, and the route checks it), a JSON or form content type
+    for POST, the body size counted as it arrives (a chunked
     body has no Content-Length to trust), stopping at `serve.max_body_bytes` with 413; and a
     JSON 503 for a request still running when shutdown gives up waiting for it (uvicorn cancels
     it after `serve.graceful_seconds` and would answer a plain-text 500)."""
@@ -62,18 +69,22 @@ class RequestGuard:
 
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         key = self.cfg.api_key
-        if key and scope["path"] != "/health":
+        if key and scope["path"] not in OPEN_PATHS:
             given = headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
             if not hmac.compare_digest(given.encode(), key.encode()):
-                return JSONResponse({"error": "missing or wrong API key: send the header X-API-Key: KEY"}, 401)
+                if not given and scope["path"] == "/translate" and scope["method"] == "POST":
+                    scope.setdefault("state", {})["api_key_pending"] = True  # LibreTranslate: api_key in the body
+                else:
+                    return JSONResponse({"error": MISSING_KEY}, 401)
         if scope["method"] != "POST":
             return None
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.cfg.max_body_bytes:
             return JSONResponse({"error": f"request body of {length} bytes exceeds serve.max_body_bytes="
                                           f"{self.cfg.max_body_bytes}"}, 413)
-        if not headers.get("content-type", "").startswith("application/json"):
-            return JSONResponse({"error": "send the body as JSON with the header Content-Type: application/json"}, 415)
+        if not headers.get("content-type", "").startswith(("application/json", FORM)):
+            return JSONResponse({"error": "send the body as JSON with the header Content-Type: application/json "
+                                          f"(or, LibreTranslate's way, as {FORM})"}, 415)
         return None
 
 

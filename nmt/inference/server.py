@@ -4,7 +4,11 @@
 
 POST /translate {"text": "..." | ["...", ...], "beam_size": K?, "n_best": N?}
     -> {"translations": [{"text", "score", "n_best"?: [{"text", "score"}]}]}
-GET /health, GET /info, GET /docs (OpenAPI). Bad requests get a 4xx with {"error": ...}.
+POST /translate and GET /languages also speak LibreTranslate's API (nmt.inference.libretranslate).
+With "attention": true each translation also carries its source and target pieces and the
+attention weights (one row per target piece and EOS, one column per source piece).
+GET / a page to try the model (nmt.inference.page); GET /health, GET /info, GET /docs (OpenAPI).
+Bad requests get a 4xx with {"error": ...}.
 
 Dynamic batching: requests that arrive while the model is busy, and under concurrent traffic
 those within `max_wait_ms` of the first one, are decoded together in one batched search (up to
@@ -24,11 +28,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from starlette.requests import Request  # at module level: FastAPI reads the route's annotation by name
 
 from nmt.batching import fits_token_budget
-from nmt.inference.http_limits import (ACCEPT_BACKLOG, RequestGuard, connection_cap, exposure_warning,
-                                       guarded_protocol, open_log_files)
+from nmt.inference.http_limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap,
+                                       exposure_warning, guarded_protocol, open_log_files)
+from nmt.inference.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
+                                          libre_response, read_libre_request, rebuild_html)
+from nmt.inference.page import PAGE
 from nmt.inference.translator import Translation, Translator, search_options
 
 if TYPE_CHECKING:
@@ -41,6 +49,44 @@ class TranslateRequest(BaseModel):
         description="a sentence, or a list of sentences translated independently")
     beam_size: Optional[StrictInt] = Field(None, ge=1, description="beam width (1 = greedy); default: the server's")
     n_best: Optional[StrictInt] = Field(None, ge=1, description="alternatives per sentence (<= beam_size)")
+    attention: Optional[StrictBool] = Field(None, description="also return the pieces and attention weights")
+
+
+class LibreTranslateRequest(BaseModel):
+    """LibreTranslate's request (documentation only: read_libre_request validates it)."""
+
+    q: Union[str, List[str]] = Field(description="text, or a list of texts")
+    source: str = Field(description="the model's source language code, or auto")
+    target: str = Field(description="the model's target language code")
+    format: Optional[str] = Field("text", description="text | html (the text between the tags is translated)")
+    alternatives: Optional[int] = Field(0, description="n-best alternatives to return besides the best")
+    api_key: Optional[str] = None
+
+
+TRANSLATE_BODY_DOC = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"oneOf": [TranslateRequest.model_json_schema(),
+                                              LibreTranslateRequest.model_json_schema()]}},
+    "application/x-www-form-urlencoded": {"schema": LibreTranslateRequest.model_json_schema()}}}}
+
+
+async def read_payload(request) -> object:
+    """The parsed body: JSON, or a form (LibreTranslate clients post forms; a repeated q is a
+    list); RequestProblem for a body that is not UTF-8 (400) or not JSON (422)."""
+    import json
+    from urllib.parse import parse_qs
+
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestProblem(400, "the body is not valid UTF-8 JSON") from None
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        form = parse_qs(text, keep_blank_values=True)
+        return {k: v if k == "q" and len(v) > 1 else v[0] for k, v in form.items()}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RequestProblem(422, f"invalid request: the body is not JSON ({err.msg} at line {err.lineno} "
+                                  f"column {err.colno})") from None
 
 
 class Alternative(BaseModel):
@@ -52,6 +98,9 @@ class TranslationOut(BaseModel):
     text: str
     score: float = Field(description="log-probability of the translation under the model")
     n_best: Optional[List[Alternative]] = None
+    source_pieces: Optional[List[str]] = None
+    target_pieces: Optional[List[str]] = None
+    attention: Optional[List[List[float]]] = Field(None, description="(target pieces + EOS) x source pieces")
 
 
 class TranslateResponse(BaseModel):
@@ -64,7 +113,7 @@ class Pending:
     options and future, the translations of its slices decoded so far, the slices to come."""
 
     sources: list[list[int]]
-    options_key: tuple[int, int]  # (beam_size, n_best): requests batch with others of the same key
+    options_key: tuple[int, int, bool]  # (beam_size, n_best, attention): batched with others of the same key
     future: asyncio.Future
     results: list = field(default_factory=list)
     rest: list = field(default_factory=list)  # the request's later slices
@@ -105,12 +154,12 @@ class DynamicBatcher:
             await asyncio.gather(self.task, return_exceptions=True)
         self.executor.shutdown(wait=True)
 
-    async def submit(self, sources: list[list[int]], options) -> list[Translation]:
+    async def submit(self, sources: list[list[int]], options, attention: bool = False) -> list[Translation]:
         """Decode `sources` with the search `options` (batched with other requests of the same
-        beam_size and n_best); their translations, in order."""
+        beam_size, n_best and attention); their translations, in order."""
         future = asyncio.get_running_loop().create_future()
         slices = [sources[i:i + self.max_slice] for i in range(0, len(sources), self.max_slice)] or [[]]
-        await self.queue.put(Pending(slices[0], (options.beam_size, options.n_best), future, [], slices[1:]))
+        await self.queue.put(Pending(slices[0], (options.beam_size, options.n_best, attention), future, [], slices[1:]))
         return await future
 
     async def _next(self, timeout: float | None) -> Pending | None:
@@ -153,14 +202,14 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._gather()
-            groups: dict[tuple[int, int], list[Pending]] = {}
+            groups: dict[tuple[int, int, bool], list[Pending]] = {}
             for item in batch:
                 groups.setdefault(item.options_key, []).append(item)
-            for (beam_size, n_best), items in groups.items():
+            for (beam_size, n_best, attention), items in groups.items():
                 sources = [s for item in items for s in item.sources]
                 opts = search_options(self.translator.options, beam_size=beam_size, n_best=n_best)
                 try:
-                    results = await loop.run_in_executor(self.executor, self._decode, sources, opts)
+                    results = await loop.run_in_executor(self.executor, self._decode, sources, opts, attention)
                 except Exception as err:  # a bug, not bad input (that is refused before): fail these requests only
                     for item in items:
                         if not item.future.done():
@@ -180,9 +229,9 @@ class DynamicBatcher:
                         item.future.set_result(item.results)
                         self.stats["requests"] += 1
 
-    def _decode(self, sources: list[list[int]], opts) -> list[Translation]:
-        hyps = self.translator.translate_ids(sources, opts)
-        return [self.translator.translation(h, s) for h, s in zip(hyps, sources)]
+    def _decode(self, sources: list[list[int]], opts, attention: bool = False) -> list[Translation]:
+        hyps = self.translator.translate_ids(sources, opts, attention)
+        return [self.translator.translation(h, s, attention) for h, s in zip(hyps, sources)]
 
 
 class RequestProblem(ValueError):
@@ -221,9 +270,12 @@ def read_request(req: TranslateRequest, defaults, serve_cfg) -> tuple[list[str],
 
 def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     """The FastAPI application around one Translator (`serve_cfg`: the `serve` config group)."""
-    from fastapi import FastAPI, Request
+    import hmac
+
+    from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
+    from pydantic import ValidationError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
@@ -256,23 +308,87 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
 
     app.add_middleware(RequestGuard, serve_cfg=serve_cfg)
 
+    pair = translator.info.get("languages") or {}
+
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
-              responses={413: {"description": "too many or too long sentences"},
+              openapi_extra=TRANSLATE_BODY_DOC,
+              responses={400: {"description": "LibreTranslate request for another pair, or missing parameters"},
+                         413: {"description": "too many or too long sentences"},
                          422: {"description": "not JSON, wrong types, empty list, bad options"}})
-    async def translate(req: TranslateRequest):
+    async def translate(request: Request):
+        """Our shape ({"text": ...}, answered {"translations": [...]}) or LibreTranslate's
+        ({"q": ..., "source", "target"}, JSON or form-encoded, answered {"translatedText": ...})."""
         try:
-            texts, options = read_request(req, translator.options, serve_cfg)
+            payload = await read_payload(request)
         except RequestProblem as problem:
             return error(problem.status, str(problem))
+        if is_libretranslate(payload):
+            try:
+                return JSONResponse(await libre_translate(request, payload))  # LibreTranslate's shape
+            except LibreProblem as problem:
+                return error(problem.status, str(problem))
+        if getattr(request.state, "api_key_pending", False):
+            return error(401, MISSING_KEY)
+        try:
+            req = TranslateRequest.model_validate(payload)
+        except ValidationError as err:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
+        try:
+            texts, options = read_request(req, translator.options, serve_cfg)
+            results = await translate_texts(texts, options, bool(req.attention))
+        except RequestProblem as problem:
+            return error(problem.status, str(problem))
+        return {"translations": [
+            {"text": r.text, "score": r.score,
+             "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None,
+             **({"source_pieces": r.source_pieces, "target_pieces": r.target_pieces,
+                 "attention": r.attention.round(4).tolist() if r.attention is not None else None}
+                if req.attention else {})}
+            for r in results]}
+
+    async def translate_texts(texts: list[str], options, attention: bool = False) -> list[Translation]:
         try:
             sources, _ = translator.encode(texts)
         except (UnicodeError, ValueError) as err:  # whatever a tokenizer refuses is the client's text
-            return error(422, f"invalid request: the text could not be tokenized ({err})")
-        results = await batcher.submit(sources, options)
-        return {"translations": [
-            {"text": r.text, "score": r.score,
-             "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None}
-            for r in results]}
+            raise RequestProblem(422, f"invalid request: the text could not be tokenized ({err})") from None
+        return await batcher.submit(sources, options, attention)
+
+    async def libre_translate(request: Request, payload: dict) -> dict:
+        """LibreTranslate's request, within the same limits as ours; problems are LibreProblem."""
+        req = read_libre_request(payload, pair)
+        if getattr(request.state, "api_key_pending", False) and not hmac.compare_digest(
+                str(req.api_key or "").encode(), serve_cfg.api_key.encode()):
+            raise LibreProblem("Invalid API key", 403)
+        documents = [html_text_nodes(t) for t in req.texts] if req.html else None
+        sentences = [c for parts in documents for is_text, c in parts if is_text] if documents else req.texts
+        n_best = req.alternatives + 1
+        try:
+            _, options = read_request(TranslateRequest(text=sentences or [""], n_best=n_best,
+                                                       beam_size=max(n_best, translator.options.beam_size)),
+                                      translator.options, serve_cfg)
+            results = await translate_texts([s.strip() for s in sentences], options) if sentences else []
+        except RequestProblem as problem:
+            raise LibreProblem(f"Invalid request: {problem}") from None
+        best = [r.text for r in results]
+        others = [[t for t, _ in r.n_best[1:]] for r in results]
+        if documents:  # one translated document per q; alternatives do not apply to markup
+            start, best_docs = 0, []
+            for parts in documents:
+                k = sum(is_text for is_text, _ in parts)
+                best_docs.append(rebuild_html(parts, best[start:start + k]))
+                start += k
+            best, others = best_docs, [[] for _ in best_docs]
+        return libre_response(req, best, others, pair.get("src", ""))
+
+    @app.get("/languages")
+    async def supported_languages():
+        """LibreTranslate's list of languages: the model's one pair."""
+        return languages(pair)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page():
+        """A page to try the model: a text box, the translation, its n-best list, attention."""
+        return HTMLResponse(PAGE)
 
     @app.get("/health")
     async def health():
