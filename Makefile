@@ -6,7 +6,7 @@ MULTI30K ?= ../shared/data/multi30k
 DEMO_MINUTES ?= 10
 DEMO_DIR ?= outputs/demo
 
-.PHONY: setup demo test bench bench-scale
+.PHONY: setup demo test test-browser bench bench-scale
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build on this machine's disk, not a multi-GB CUDA build
@@ -26,6 +26,13 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the page at GET / of nmt.serve in headless Chromium (Debian's package, installed here when
+# missing: needs root) driven by Playwright; the screenshots are left in pytest's tmp folders
+test-browser: setup
+	command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
+	$(BIN)/pip install --quiet -e '.[dev,browser]'
+	$(BIN)/python -m pytest -m browser tests/test_browser.py -s
 
 bench: setup
 	$(BIN)/python bench/prepare.py

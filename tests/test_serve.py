@@ -60,15 +60,16 @@ def stop(proc) -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_checkpoint, tmp_path_factory):
-    proc, url = start_server(tiny_checkpoint, tmp_path_factory.mktemp("serve"), "serve.max_wait_ms=20")
+def server(family_checkpoint, tmp_path_factory):
+    """A server of each model family in turn (GRU with attention, Transformer)."""
+    proc, url = start_server(family_checkpoint, tmp_path_factory.mktemp("serve"), "serve.max_wait_ms=20")
     yield url
     assert stop(proc) == 0
 
 
 @pytest.fixture(scope="module")
-def offline(tiny_checkpoint):
-    return Translator.from_checkpoint(tiny_checkpoint, decode="beam", beam_size=5)
+def offline(family_checkpoint):
+    return Translator.from_checkpoint(family_checkpoint, decode="beam", beam_size=5)
 
 
 def test_concurrent_clients_get_their_own_translations(server, offline):
@@ -138,11 +139,11 @@ def test_bad_requests_get_a_json_4xx_and_harm_nobody(server, body, content_type,
     assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == TINY_EN[0]
 
 
-def test_health_info_and_openapi(server, tiny_checkpoint):
+def test_health_info_and_openapi(server, family_checkpoint, offline):
     assert httpx.get(f"{server}/health").json()["status"] == "ok"
     info = httpx.get(f"{server}/info").json()
-    assert info["checkpoint"] == tiny_checkpoint.name and "/" not in json.dumps(info) and info["vocab"]["kind"] == "word"
-    assert info["languages"] == {"src": "de", "tgt": "en"} and info["model"]["cell"] == "gru"
+    assert info["checkpoint"] == family_checkpoint.name and "/" not in json.dumps(info) and info["vocab"]["kind"] == "word"
+    assert info["languages"] == {"src": "de", "tgt": "en"} and info["model"] == offline.info["model"]
     assert info["best_valid"]["metric"] == "loss" and info["serve"]["max_wait_ms"] == 20
     spec = httpx.get(f"{server}/openapi.json").json()
     assert "/translate" in spec["paths"] and httpx.get(f"{server}/docs").status_code == 200
@@ -165,7 +166,8 @@ def test_sigterm_finishes_requests_in_flight(tiny_checkpoint, tmp_path):
         httpx.get(f"{url}/health", timeout=2)
 
 
-def test_translator_api_equals_the_cli(tiny_checkpoint, tmp_path):
+def test_translator_api_equals_the_cli(family_checkpoint, tmp_path):
+    tiny_checkpoint = family_checkpoint
     src = tmp_path / "in.de"
     src.write_text("".join(f"{t}\n" for t in TINY_DE), encoding="utf-8")
     r = subprocess.run([sys.executable, "-m", "nmt.translate", f"ckpt={tiny_checkpoint}", f"translate.input={src}",
@@ -344,3 +346,73 @@ def test_a_request_outlasting_the_graceful_shutdown_gets_a_json_503(tiny_checkpo
     client.join(timeout=20)
     runner.join(timeout=20)
     assert answers[0].status_code == 503 and "shutting down" in answers[0].json()["error"]
+
+
+# ---------------------------------------------------------------- LibreTranslate's API, the page
+
+
+def test_libretranslate_client_against_the_server(server, offline):
+    from urllib.error import HTTPError
+
+    from libretranslatepy import LibreTranslateAPI
+
+    lt = LibreTranslateAPI(server)  # the real client: form-encoded POST /translate, GET /languages
+    assert lt.languages() == [{"code": "de", "name": "German", "targets": ["en"]},
+                              {"code": "en", "name": "English", "targets": []}]
+    for sentence in TINY_DE[:4]:
+        assert lt.translate(sentence, "de", "en") == offline.translate(sentence)[0]
+    assert lt.translate(TINY_DE[0], "auto", "en") == offline.translate(TINY_DE[0])[0]
+    with pytest.raises(HTTPError) as refused:
+        lt.translate(TINY_DE[0], "en", "fr")
+    assert refused.value.code == 400
+    assert json.loads(refused.value.read()) == {"error": "en is not supported (this server translates de to en)"}
+
+
+def test_libretranslate_json_lists_alternatives_html_and_errors(server, offline):
+    body = {"q": TINY_DE[:3], "source": "de", "target": "en", "alternatives": 2}
+    r = httpx.post(f"{server}/translate", json=body).json()
+    detailed = offline.translate_detailed(TINY_DE[:3], n_best=3)
+    assert r["translatedText"] == [d.text for d in detailed]
+    assert r["alternatives"] == [[t for t, _ in d.n_best[1:]] for d in detailed]
+    auto = httpx.post(f"{server}/translate", data={"q": TINY_DE[0], "source": "auto", "target": "en"}).json()
+    assert auto == {"translatedText": TINY_EN[0], "detectedLanguage": {"confidence": 0.0, "language": "de"}}
+    page = httpx.post(f"{server}/translate", json={"q": f"<p>{TINY_DE[0]}</p><script>var x = '{TINY_DE[1]}';</script>",
+                                                   "source": "de", "target": "en", "format": "html"}).json()
+    assert page["translatedText"] == f"<p>{TINY_EN[0]}</p><script>var x = '{TINY_DE[1]}';</script>"
+    for bad, message in [({"q": "x", "source": "de"}, "Invalid request: missing target parameter"),
+                         ({"q": "", "source": "de", "target": "en"}, "Invalid request: missing q parameter"),
+                         ({"q": "x", "source": "de", "target": "fr"}, "fr is not supported"),
+                         ({"q": "x", "source": "de", "target": "en", "format": "pdf"}, "Invalid request: format 'pdf'"),
+                         ({"q": ["x"] * 65, "source": "de", "target": "en"}, "Invalid request: 65 sentences")]:
+        r = httpx.post(f"{server}/translate", json=bad)
+        assert r.status_code == 400 and r.json()["error"].startswith(message), (bad, r.text)
+
+
+def test_our_shape_returns_attention_for_the_page(server, offline):
+    r = httpx.post(f"{server}/translate", json={"text": TINY_DE[0], "attention": True, "n_best": 2, "beam_size": 3})
+    t = r.json()["translations"][0]
+    expected = offline.translate_detailed([TINY_DE[0]], n_best=2, beam_size=3, attention=True)[0]
+    assert t["target_pieces"] == expected.target_pieces and t["source_pieces"] == expected.source_pieces
+    assert len(t["attention"]) == len(t["target_pieces"]) + 1 and len(t["attention"][0]) == len(t["source_pieces"])
+    assert all(abs(sum(row) - 1) < 1e-3 for row in t["attention"])
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for element in ('id="source"', 'id="translate"', 'id="nbest"', 'id="heatmap"', "attention: true"):
+        assert element in page.text
+
+
+def test_libretranslate_api_key_in_the_body(tiny_checkpoint, tmp_path):
+    from urllib.error import HTTPError
+
+    from libretranslatepy import LibreTranslateAPI
+
+    proc, url = start_server(tiny_checkpoint, tmp_path, "serve.api_key=s3cret")
+    try:
+        assert LibreTranslateAPI(url, api_key="s3cret").translate(TINY_DE[0], "de", "en") == TINY_EN[0]
+        with pytest.raises(HTTPError) as refused:
+            LibreTranslateAPI(url, api_key="wrong").translate(TINY_DE[0], "de", "en")
+        assert refused.value.code == 403 and json.loads(refused.value.read()) == {"error": "Invalid API key"}
+        assert httpx.post(f"{url}/translate", json={"text": TINY_DE[0]}).status_code == 401  # ours: the header
+        assert httpx.get(f"{url}/languages").status_code == 200 and httpx.get(f"{url}/").status_code == 200
+    finally:
+        assert stop(proc) == 0

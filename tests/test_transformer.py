@@ -8,8 +8,7 @@ from omegaconf import OmegaConf
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
 from nmt.checkpoint import Checkpoint
-from nmt.cli import ConfigError
-from nmt.config import ModelConfig, check_config
+from nmt.config import ConfigError, ModelConfig, check_config
 from nmt.inference.search import beam_search, greedy_search
 from nmt.model import Transformer, build_model
 from nmt.train import run
@@ -77,7 +76,8 @@ def test_cached_search_gives_the_tokens_of_uncached_decoding():
         rescored = []
         for alt in h.n_best:  # each n-best score equals the uncached model's log-probability of its tokens
             seq = torch.tensor([[SOS_ID, *alt.tokens]])
-            logp = torch.log_softmax(model(src[i:i + 1], lengths[i:i + 1], seq[:, :-1]).float(), -1)
+            with torch.no_grad():
+                logp = torch.log_softmax(model(src[i:i + 1], lengths[i:i + 1], seq[:, :-1]).float(), -1)
             rescored.append(float(logp[0].gather(-1, seq[0, 1:].unsqueeze(-1)).sum()))
         assert rescored == pytest.approx([alt.score for alt in h.n_best], abs=1e-4)
 
