@@ -11,7 +11,7 @@ import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
-from conftest import ROOT, TINY_EN, TINY_MODEL, make_cfg
+from conftest import ROOT, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
 from nmt.checkpoint import Checkpoint
 from nmt.inference.search import greedy_search
 from nmt.store import PreparedDataError
@@ -87,9 +87,11 @@ def test_sigkill_then_resume_matches_uninterrupted(tiny_prepared, tmp_path):
                         weights(tmp_path / "straight/checkpoints/last.pt"))
 
 
-def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--master-port=29517",
-                        "-m", "nmt.train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=4",
+@pytest.mark.parametrize("family", ["rnn", "transformer"])
+def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path, family):
+    arch = TINY_TRANSFORMER if family == "transformer" else []
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
+                        "-m", "nmt.train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, *arch, "train.max_steps=4",
                         "train.checkpoint_every=2", "train.val_bleu=false", "train.early_stopping_metric=loss"],
                        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                        timeout=240)

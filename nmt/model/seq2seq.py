@@ -79,16 +79,3 @@ class Seq2Seq(nn.Module):
         return smoothed_cross_entropy(logits.reshape(-1, logits.size(-1)), tgt_out.reshape(-1), self.pad_id,
                                       label_smoothing)
 
-
-def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> torch.nn.Module:
-    """The model a ModelConfig (or a checkpoint's model settings, which may predate `arch`)
-    describes, for the given vocabularies: `Seq2Seq` (RNN family) or `Transformer`."""
-    from omegaconf import OmegaConf
-
-    from nmt.config import Arch, ModelConfig
-    from nmt.model.transformer import Transformer
-
-    cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg)  # keys added since a checkpoint was saved
-    if cfg.arch == Arch.transformer:
-        return Transformer(cfg, src_vocab_size, tgt_vocab_size, pad_id)
-    return Seq2Seq(cfg, src_vocab_size, tgt_vocab_size, pad_id)
