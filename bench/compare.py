@@ -3,6 +3,8 @@ selected on val, then decoded on test_2016_flickr (greedy and beam 5).
 
     python bench/compare.py                       # all five, 10 minutes each (about an hour)
     python bench/compare.py --minutes 30 --archs gru_attention transformer
+    python bench/compare.py --minutes 30 --threads 1 --archs gru_attention &   # two at a time, one core each
+    python bench/compare.py --minutes 30 --threads 1 --archs transformer
     python bench/compare.py --report-only         # redraw the table and PNG from finished runs
     python bench/compare.py --gradients           # + the vanishing-gradient plot (nmt.diagnose)
 
@@ -30,13 +32,17 @@ ARCHITECTURES = {  # name -> the overrides that select it
 }
 
 
-def train(name: str, minutes: float, prepared: Path, out: Path) -> Path:
-    run = out / f"{name}_{minutes:g}min"
+def run_name(name: str, minutes: float, threads: int) -> str:
+    return f"{name}_{minutes:g}min" + (f"_{threads}thread" if threads else "")
+
+
+def train(name: str, minutes: float, prepared: Path, out: Path, threads: int = 0) -> Path:
+    run = out / run_name(name, minutes, threads)
     if (run / "train_summary.json").is_file():
         print(f"compare: {run} already trained; reusing it", file=sys.stderr)
         return run
     cmd = [sys.executable, "-m", "nmt.train", f"prepared_dir={prepared}", *ARCHITECTURES[name],
-           f"train.max_minutes={minutes}", f"hydra.run.dir={run}"]
+           f"train.max_minutes={minutes}", f"hydra.run.dir={run}"] + ([f"train.threads={threads}"] if threads else [])
     print("compare: " + " ".join(cmd[1:]), file=sys.stderr)
     subprocess.run(cmd, check=True, cwd=ROOT)
     return run
@@ -120,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", nargs="+", default=list(ARCHITECTURES), choices=list(ARCHITECTURES))
     parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=0, help="train.threads and decoding threads (0: all cores)")
     parser.add_argument("--prepared", type=Path, default=ROOT / "data" / "multi30k_de-en_spm")  # nmt.prepare's default
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "compare")
     parser.add_argument("--report-only", action="store_true", help="no training: report the runs already there")
@@ -129,10 +136,14 @@ def main() -> None:
         sys.exit(f"compare: {args.prepared} holds no prepared data. Fix: python -m nmt.prepare "
                  f"data.root=../shared/data/multi30k prepared_dir={args.prepared}")
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     runs = {}
     for name in args.archs:
-        run = args.out / f"{name}_{args.minutes:g}min"
-        runs[name] = run if args.report_only else train(name, args.minutes, args.prepared, args.out)
+        run = args.out / run_name(name, args.minutes, args.threads)
+        runs[name] = run if args.report_only else train(name, args.minutes, args.prepared, args.out, args.threads)
     runs = {n: r for n, r in runs.items() if (r / "train_summary.json").is_file()}
     results = []
     for name, run in runs.items():
@@ -140,7 +151,7 @@ def main() -> None:
         if not cached.is_file():
             cached.write_text(json.dumps(evaluate(run, args.prepared), indent=2))
         results.append(json.loads(cached.read_text()))
-    png = args.out / f"val_bleu_{args.minutes:g}min.png"
+    png = args.out / f"val_bleu_{run_name('', args.minutes, args.threads).lstrip('_')}.png"
     curves_png(runs, png)
     print(table(results))
     print(f"\nval BLEU against minutes: {png}")

@@ -3,10 +3,14 @@
     python bench/train.py [--steps 60] [--warmup 5] [HYDRA_OVERRIDE ...]
 
 Reference size: embedding 256, hidden 256, bidirectional 1-layer encoder, 1-layer decoder with
-attention; GRU and LSTM. Batches come from the real bucketing loader. FLOPs are counted with
+attention; GRU and LSTM; and `model=transformer` (conf/model/transformer.yaml). Batches come
+from the real bucketing loader. FLOPs are counted with
 torch's FlopCounterMode (forward + backward matmuls) on the timed batches. The timed batches run
 three times; the median round counts. For GRU the same batches also run with torch's
-cross_entropy and the per-parameter Adam loop, rounds interleaved: `speedup_vs_unfused`. Prints one JSON object last.
+cross_entropy and the per-parameter Adam loop, rounds interleaved: `speedup_vs_unfused`. For GRU
+and the Transformer the same batches also run with torch's nn.Dropout in place of nmt's
+byte-mask Dropout (nmt/model/dropout.py), rounds interleaved: `speedup_vs_torch_dropout`.
+Prints one JSON object last.
 """
 from __future__ import annotations
 
@@ -46,12 +50,20 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def make_step(cfg, vocabs, unfused: bool = False):
+def make_step(cfg, vocabs, unfused: bool = False, torch_dropout: bool = False):
     """A training step on a fresh model. unfused: torch's cross_entropy and the per-parameter
-    Adam loop instead of nmt's loss and fused Adam (the comparison for this bench's ratio)."""
+    Adam loop instead of nmt's loss and fused Adam; torch_dropout: nn.Dropout instead of nmt's
+    (the comparisons for this bench's ratios)."""
+    from nmt.model.dropout import Dropout
+
     src_vocab, tgt_vocab = vocabs
     torch.manual_seed(0)
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).train()
+    if torch_dropout:
+        for parent in list(model.modules()):
+            for name, child in parent.named_children():
+                if type(child) is Dropout:
+                    setattr(parent, name, torch.nn.Dropout(child.p))
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=False, foreach=False) if unfused
            else make_optimizer(model, cfg.train))
 
@@ -72,9 +84,11 @@ def make_step(cfg, vocabs, unfused: bool = False):
     return step
 
 
-def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 3, compare: bool = False) -> dict:
+def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 3, compare: bool = False,
+               compare_dropout: bool = False) -> dict:
     """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
-    the unfused step, its rounds interleaved with these, and the ratio."""
+    the unfused step, compare_dropout: also the step with torch's dropout, their rounds
+    interleaved with these, and the ratios."""
     sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
     batches = []
     for b in make_loader(train_split, sampler, vocabs[1].pad_id):
@@ -84,6 +98,8 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     variants = {"nmt": make_step(cfg, vocabs)}
     if compare:
         variants["unfused"] = make_step(cfg, vocabs, unfused=True)
+    if compare_dropout:
+        variants["torch_dropout"] = make_step(cfg, vocabs, torch_dropout=True)
     timed = batches[warmup:]
     rounds = {name: [] for name in variants}
     for name, step in variants.items():
@@ -108,6 +124,9 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     if compare:
         out["unfused_tgt_tokens_per_s"] = round(tok_s["unfused"])
         out["speedup_vs_unfused"] = round(tok_s["nmt"] / tok_s["unfused"], 3)
+    if compare_dropout:
+        out["torch_dropout_tgt_tokens_per_s"] = round(tok_s["torch_dropout"])
+        out["speedup_vs_torch_dropout"] = round(tok_s["nmt"] / tok_s["torch_dropout"], 3)
     return out
 
 
@@ -115,24 +134,26 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--models", nargs="+", default=["gru", "lstm", "transformer"])
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. vocab.vocab_size=5000")
     args = ap.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         out = {"threads": torch.get_num_threads()}
-        for cell in ("gru", "lstm"):
+        for cell in args.models:
             with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
                 cfg = compose("config", overrides=[f"data.root={ROOT.parent}/shared/data/multi30k",
                                                    f"prepared_dir={tmp}/prep", f"model={cell}", *args.overrides])
             prepare(cfg)
             dd, meta, vocabs = load_prepared(Path(tmp) / "prep")
-            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup, compare=cell == "gru")
+            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup, compare=cell == "gru",
+                                   compare_dropout=cell in ("gru", "transformer"))
             epoch_tokens = int(dd["train"].data.column("tgt_len").to_numpy().sum()) - len(dd["train"])
             out[cell]["epoch_seconds"] = round(epoch_tokens / out[cell]["tgt_tokens_per_s"], 1)
             out["vocab"] = meta["vocab"]
         out["matmul_fp32_gflops"] = round(matmul_rate(torch.float32), 1)
         out["matmul_bf16_gflops"] = round(matmul_rate(torch.bfloat16, reps=2), 1)
-        for cell in ("gru", "lstm"):
+        for cell in args.models:
             out[cell]["fraction_of_fp32_matmul"] = round(out[cell]["achieved_gflops"] / out["matmul_fp32_gflops"], 3)
     print(json.dumps(out))
 

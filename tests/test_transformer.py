@@ -45,7 +45,7 @@ def test_cached_step_by_step_decoding_equals_one_full_pass():
         for t in range(tgt.size(1)):
             logits, state, weights = model.predict_next(tgt[:, t:t + 1], state, memory)
             steps.append(logits)
-            assert state[0].shape == (2, 3, 4, t + 1, 8)  # (layers, B, heads, positions, head dim): grows by one
+            assert len(state) == 4 and state[0].shape == (1, 3, 4, t + 1, 8)  # per layer k, v: (1, B, heads, positions, head dim)
         torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
     # cross-attention of the last layer, heads averaged: a distribution over real source tokens
     torch.testing.assert_close(weights.sum(-1), torch.ones(3, 1))

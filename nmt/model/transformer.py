@@ -1,9 +1,10 @@
 """Encoder-decoder Transformer (pre-norm, sinusoidal positions, tied embeddings) behind the same
 interface as the RNN `Seq2Seq`: `encode`, `predict_next`, `forward`, `loss`.
 
-Incremental decoding: the decoder state is the key/value cache of its self-attention, two
-tensors (L, B, heads, t, head_dim), so beam search reorders it like an RNN state (index_select
-on dim 1) and a search step only computes the new position. The cross-attention keys and values
+Incremental decoding: the decoder state is the key/value cache of its self-attention, a key
+and a value tensor (1, B, heads, t, head_dim) per layer, so beam search reorders it like an RNN
+state (index_select on dim 1) and a search step only computes the new position (each layer's
+cache is grown by one concatenation; a stacked (L, ...) tensor would be copied once more). The cross-attention keys and values
 of every layer are computed once per source batch, in `encode`, and kept in `Memory.keys`.
 """
 from __future__ import annotations
@@ -166,33 +167,31 @@ class Transformer(nn.Module):
         out = self.encoder_norm(x)
         keys = torch.stack([layer.memory_keys(out) for layer in self.decoder_layers], 0)  # (L, 2, B, h, S, dh)
         keys = keys.permute(2, 0, 1, 3, 4, 5)  # batch first, so Memory.index_select works on dim 0
-        L, dh = len(self.decoder_layers), self.dim // self.heads
-        empty = out.new_zeros(L, B, self.heads, 0, dh)
-        return Memory(out, keys, mask), (empty, empty)
+        empty = out.new_zeros(1, B, self.heads, 0, self.dim // self.heads)
+        return Memory(out, keys, mask), (empty,) * (2 * len(self.decoder_layers))
 
     def predict_next(self, tgt_in: torch.Tensor, state: State, memory: Memory, need_weights: bool = True):
         """Run the decoder over tgt_in (B, T), the positions after the cached ones in `state`
-        (self-attention keys and values (L, B, h, P, dh) twice): logits (B, T, V), the cache
-        grown to P+T, the last layer's cross-attention weights averaged over heads (B, T, S)."""
-        past_k, past_v = state
-        P, T = past_k.size(3), tgt_in.size(1)
+        (per layer, self-attention keys then values, each (1, B, h, P, dh)): logits (B, T, V),
+        the cache grown to P+T, the last layer's cross-attention weights averaged over heads
+        (B, T, S)."""
+        P, T = state[0].size(3), tgt_in.size(1)
         x = self.embed(self.tgt_embedding, tgt_in, start=P)
         self_mask = None
         if T > 1:  # position P+i sees the cache and new positions up to itself
             self_mask = (torch.arange(P + T, device=x.device).unsqueeze(0)
                          <= (P + torch.arange(T, device=x.device)).unsqueeze(1))
         memory_mask = memory.mask[:, None, None, :]
-        new_k, new_v, weights = [], [], None
+        new_state, weights = [], None
         last = len(self.decoder_layers) - 1
         for i, layer in enumerate(self.decoder_layers):
-            x, k, v, w = layer(x, past_k[i], past_v[i], self_mask, memory.keys[:, i].transpose(0, 1), memory_mask,
-                               need_weights and i == last)
-            new_k.append(k)
-            new_v.append(v)
+            x, k, v, w = layer(x, state[2 * i][0], state[2 * i + 1][0], self_mask, memory.keys[:, i].transpose(0, 1),
+                               memory_mask, need_weights and i == last)
+            new_state += [k.unsqueeze(0), v.unsqueeze(0)]
             if w is not None:
                 weights = w.mean(1)
         logits = self.proj(self.decoder_norm(x))
-        return logits, (torch.stack(new_k), torch.stack(new_v)), weights
+        return logits, tuple(new_state), weights
 
     def forward(self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0) -> torch.Tensor:
         """Logits (B, T, V) for tgt_in (B, T): all target positions in one pass (causal mask)."""
