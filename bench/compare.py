@@ -52,8 +52,6 @@ def train(name: str, minutes: float, prepared: Path, out: Path, threads: int = 0
 
 def evaluate(run: Path, prepared: Path) -> dict:
     """Test BLEU/chrF and decode seconds, greedy and beam 5, of the run's best.pt."""
-    import torch
-
     from nmt import Translator
     from nmt.store import load_prepared
     from nmt.scoring import score_corpus

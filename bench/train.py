@@ -7,10 +7,8 @@ attention; GRU and LSTM; and `model=transformer` (conf/model/transformer.yaml). 
 from the real bucketing loader. FLOPs are counted with
 torch's FlopCounterMode (forward + backward matmuls) on the timed batches. The timed batches run
 three times; the median round counts. For GRU the same batches also run with torch's
-cross_entropy and the per-parameter Adam loop, rounds interleaved: `speedup_vs_unfused`. For GRU
-and the Transformer the same batches also run with torch's nn.Dropout in place of nmt's
-byte-mask Dropout (nmt/model/dropout.py), rounds interleaved: `speedup_vs_torch_dropout`.
-Prints one JSON object last.
+cross_entropy and the per-parameter Adam loop, rounds interleaved: `speedup_vs_unfused`. Prints one
+JSON object last.
 """
 from __future__ import annotations
 
@@ -50,20 +48,12 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def make_step(cfg, vocabs, unfused: bool = False, torch_dropout: bool = False):
+def make_step(cfg, vocabs, unfused: bool = False):
     """A training step on a fresh model. unfused: torch's cross_entropy and the per-parameter
-    Adam loop instead of nmt's loss and fused Adam; torch_dropout: nn.Dropout instead of nmt's
-    (the comparisons for this bench's ratios)."""
-    from nmt.model.dropout import Dropout
-
+    Adam loop instead of nmt's loss and fused Adam (the comparison for this bench's ratio)."""
     src_vocab, tgt_vocab = vocabs
     torch.manual_seed(0)
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).train()
-    if torch_dropout:
-        for parent in list(model.modules()):
-            for name, child in parent.named_children():
-                if type(child) is Dropout:
-                    setattr(parent, name, torch.nn.Dropout(child.p))
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=False, foreach=False) if unfused
            else make_optimizer(model, cfg.train))
 
@@ -84,11 +74,9 @@ def make_step(cfg, vocabs, unfused: bool = False, torch_dropout: bool = False):
     return step
 
 
-def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 3, compare: bool = False,
-               compare_dropout: bool = False) -> dict:
+def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 3, compare: bool = False) -> dict:
     """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
-    the unfused step, compare_dropout: also the step with torch's dropout, their rounds
-    interleaved with these, and the ratios."""
+    the unfused step, its rounds interleaved with these, and the ratio."""
     sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
     batches = []
     for b in make_loader(train_split, sampler, vocabs[1].pad_id):
@@ -98,8 +86,6 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     variants = {"nmt": make_step(cfg, vocabs)}
     if compare:
         variants["unfused"] = make_step(cfg, vocabs, unfused=True)
-    if compare_dropout:
-        variants["torch_dropout"] = make_step(cfg, vocabs, torch_dropout=True)
     timed = batches[warmup:]
     rounds = {name: [] for name in variants}
     for name, step in variants.items():
@@ -124,9 +110,6 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     if compare:
         out["unfused_tgt_tokens_per_s"] = round(tok_s["unfused"])
         out["speedup_vs_unfused"] = round(tok_s["nmt"] / tok_s["unfused"], 3)
-    if compare_dropout:
-        out["torch_dropout_tgt_tokens_per_s"] = round(tok_s["torch_dropout"])
-        out["speedup_vs_torch_dropout"] = round(tok_s["nmt"] / tok_s["torch_dropout"], 3)
     return out
 
 
@@ -146,8 +129,7 @@ def main() -> None:
                                                    f"prepared_dir={tmp}/prep", f"model={cell}", *args.overrides])
             prepare(cfg)
             dd, meta, vocabs = load_prepared(Path(tmp) / "prep")
-            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup, compare=cell == "gru",
-                                   compare_dropout=cell in ("gru", "transformer"))
+            out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup, compare=cell == "gru")
             epoch_tokens = int(dd["train"].data.column("tgt_len").to_numpy().sum()) - len(dd["train"])
             out[cell]["epoch_seconds"] = round(epoch_tokens / out[cell]["tgt_tokens_per_s"], 1)
             out["vocab"] = meta["vocab"]

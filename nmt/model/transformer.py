@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt.model.dropout import Dropout
 
 from nmt.model.decoder import Memory
 from nmt.model.encoder import State
@@ -58,7 +57,7 @@ class EncoderLayer(nn.Module):
         self.norm_attn, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.ff = FeedForward(dim, ff_dim)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, S, D), mask (B, 1, 1, S) true at real tokens -> (B, S, D)."""
@@ -76,7 +75,7 @@ class DecoderLayer(nn.Module):
         self.qkv, self.self_out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.query, self.memory_kv, self.cross_out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
         self.ff = FeedForward(dim, ff_dim)
-        self.dropout = Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def memory_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         """enc_out (B, S, D) -> cross-attention keys and values (2, B, h, S, dh)."""
@@ -127,7 +126,7 @@ class Transformer(nn.Module):
             self.tgt_embedding = self.src_embedding
         else:
             self.tgt_embedding = nn.Embedding(tgt_vocab_size, dim, padding_idx=pad_id)
-        self.emb_dropout = Dropout(cfg.emb_dropout)
+        self.emb_dropout = nn.Dropout(cfg.emb_dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(dim, heads, cfg.ff_dim, cfg.dropout)
                                             for _ in range(cfg.enc_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(dim, heads, cfg.ff_dim, cfg.dropout)
