@@ -1,11 +1,12 @@
 """Encoder-decoder Transformer (pre-norm, sinusoidal positions, tied embeddings) behind the same
-interface as the RNN `Seq2Seq`: `encode`, `predict_next`, `forward`, `loss`.
+interface as the RNN `Seq2Seq`: `encode`, `predict_next`, `forward`, `loss`, `src_embedding`.
 
 Incremental decoding: the decoder state is the key/value cache of its self-attention, a key
-and a value tensor (1, B, heads, t, head_dim) per layer, so beam search reorders it like an RNN
-state (index_select on dim 1) and a search step only computes the new position (each layer's
-cache is grown by one concatenation; a stacked (L, ...) tensor would be copied once more). The cross-attention keys and values
-of every layer are computed once per source batch, in `encode`, and kept in `Memory.keys`.
+and a value tensor (1, B, heads, t, head_dim) per layer, so beam search reorders it like an
+RNN state (index_select on dim 1) and a search step only computes the new position (each
+layer's cache grows by one concatenation; a stacked (L, ...) tensor would be copied once more).
+The cross-attention keys and values of every layer are computed once per source batch, in
+`encode`, and kept in `Memory.keys`.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 from nmt.model.decoder import Memory
 from nmt.model.encoder import State
