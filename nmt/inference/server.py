@@ -368,7 +368,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
                                       translator.options, serve_cfg)
             results = await translate_texts([s.strip() for s in sentences], options) if sentences else []
         except RequestProblem as problem:
-            raise LibreProblem(f"Invalid request: {problem}") from None
+            raise LibreProblem(f"Invalid request: {str(problem).removeprefix('invalid request: ')}") from None
         best = [r.text for r in results]
         others = [[t for t, _ in r.n_best[1:]] for r in results]
         if documents:  # one translated document per q; alternatives do not apply to markup
