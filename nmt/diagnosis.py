@@ -104,6 +104,7 @@ def diagnose(checkpoints: dict[str, Path], prepared_dir: Path, split_name: str =
              length: int = 0) -> tuple[int, list[Diagnosis]]:
     """Each checkpoint on the same batch of `sentences` real sentences of one source length."""
     from nmt.checkpoint import Checkpoint
+    from nmt.model_folder import is_model_folder, read_folder
     from nmt.store import load_prepared
 
     data, _, _ = load_prepared(Path(prepared_dir))
@@ -115,7 +116,7 @@ def diagnose(checkpoints: dict[str, Path], prepared_dir: Path, split_name: str =
     batch = collate([(i, torch.tensor(src[i]), torch.tensor(tgt[i])) for i in rows])
     results = []
     for name, path in checkpoints.items():
-        ckpt = Checkpoint.load(Path(path))
+        ckpt = read_folder(Path(path)) if is_model_folder(Path(path)) else Checkpoint.load(Path(path))
         src_vocab, tgt_vocab = ckpt.vocabs()
         model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id)
         results.append(Diagnosis(name, gradient_norms(model, batch), gate_saturation(model, batch)))

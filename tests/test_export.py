@@ -74,3 +74,11 @@ def test_export_refuses_a_folder_it_did_not_write(tiny_checkpoint, tmp_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "export.output=" in r.stderr and "left untouched" in r.stderr
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_diagnose_reads_a_model_folder(folders, tiny_prepared):
+    from nmt.diagnosis import diagnose
+
+    ckpt, folder = folders["transformer"]
+    _, (from_ckpt, from_folder) = diagnose({"ckpt": ckpt, "folder": folder}, tiny_prepared, sentences=8)
+    assert from_folder.position_norms == from_ckpt.position_norms
