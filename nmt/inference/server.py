@@ -268,10 +268,53 @@ def read_request(req: TranslateRequest, defaults, serve_cfg) -> tuple[list[str],
         raise RequestProblem(422, f"invalid request: {err}") from None
 
 
+class Decoding:
+    """What the /translate route does once a request is read: text through the batcher, and
+    LibreTranslate's request in and its answer out."""
+
+    def __init__(self, translator: Translator, batcher: DynamicBatcher, serve_cfg, pair: dict):
+        self.translator, self.batcher, self.serve_cfg, self.pair = translator, batcher, serve_cfg, pair
+
+    async def translate_texts(self, texts: list[str], options, attention: bool = False) -> list[Translation]:
+        """Texts -> translations through the batcher; RequestProblem (422) for untokenizable text."""
+        try:
+            sources, _ = self.translator.encode(texts)
+        except (UnicodeError, ValueError) as err:  # whatever a tokenizer refuses is the client's text
+            raise RequestProblem(422, f"invalid request: the text could not be tokenized ({err})") from None
+        return await self.batcher.submit(sources, options, attention)
+
+    async def libre_translate(self, payload: dict, key_pending: bool) -> dict:
+        """LibreTranslate's request, within the same limits as ours; problems are LibreProblem.
+        `key_pending`: no key header came and the server has a key: the body's api_key decides."""
+        import hmac
+
+        req = read_libre_request(payload, self.pair)
+        if key_pending and not hmac.compare_digest(str(req.api_key or "").encode(), self.serve_cfg.api_key.encode()):
+            raise LibreProblem("Invalid API key", 403)
+        documents = [html_text_nodes(t) for t in req.texts] if req.html else None
+        sentences = [c for parts in documents for is_text, c in parts if is_text] if documents else req.texts
+        n_best = req.alternatives + 1
+        try:
+            _, options = read_request(TranslateRequest(text=sentences or [""], n_best=n_best,
+                                                       beam_size=max(n_best, self.translator.options.beam_size)),
+                                      self.translator.options, self.serve_cfg)
+            results = await self.translate_texts([s.strip() for s in sentences], options) if sentences else []
+        except RequestProblem as problem:
+            raise LibreProblem(f"Invalid request: {str(problem).removeprefix('invalid request: ')}") from None
+        best = [r.text for r in results]
+        others = [[t for t, _ in r.n_best[1:]] for r in results]
+        if documents:  # one translated document per q; alternatives do not apply to markup
+            start, best_docs = 0, []
+            for parts in documents:
+                k = sum(is_text for is_text, _ in parts)
+                best_docs.append(rebuild_html(parts, best[start:start + k]))
+                start += k
+            best, others = best_docs, [[] for _ in best_docs]
+        return libre_response(req, best, others, self.pair.get("src", ""))
+
+
 def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     """The FastAPI application around one Translator (`serve_cfg`: the `serve` config group)."""
-    import hmac
-
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -309,6 +352,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     app.add_middleware(RequestGuard, serve_cfg=serve_cfg)
 
     pair = translator.info.get("languages") or {}
+    service = Decoding(translator, batcher, serve_cfg, pair)
 
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
               openapi_extra=TRANSLATE_BODY_DOC,
@@ -324,7 +368,8 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
             return error(problem.status, str(problem))
         if is_libretranslate(payload):
             try:
-                return JSONResponse(await libre_translate(request, payload))  # LibreTranslate's shape
+                key_pending = getattr(request.state, "api_key_pending", False)
+                return JSONResponse(await service.libre_translate(payload, key_pending))  # LibreTranslate's shape
             except LibreProblem as problem:
                 return error(problem.status, str(problem))
         if getattr(request.state, "api_key_pending", False):
@@ -335,7 +380,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
         try:
             texts, options = read_request(req, translator.options, serve_cfg)
-            results = await translate_texts(texts, options, bool(req.attention))
+            results = await service.translate_texts(texts, options, bool(req.attention))
         except RequestProblem as problem:
             return error(problem.status, str(problem))
         return {"translations": [
@@ -345,40 +390,6 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
                  "attention": r.attention.round(4).tolist() if r.attention is not None else None}
                 if req.attention else {})}
             for r in results]}
-
-    async def translate_texts(texts: list[str], options, attention: bool = False) -> list[Translation]:
-        try:
-            sources, _ = translator.encode(texts)
-        except (UnicodeError, ValueError) as err:  # whatever a tokenizer refuses is the client's text
-            raise RequestProblem(422, f"invalid request: the text could not be tokenized ({err})") from None
-        return await batcher.submit(sources, options, attention)
-
-    async def libre_translate(request: Request, payload: dict) -> dict:
-        """LibreTranslate's request, within the same limits as ours; problems are LibreProblem."""
-        req = read_libre_request(payload, pair)
-        if getattr(request.state, "api_key_pending", False) and not hmac.compare_digest(
-                str(req.api_key or "").encode(), serve_cfg.api_key.encode()):
-            raise LibreProblem("Invalid API key", 403)
-        documents = [html_text_nodes(t) for t in req.texts] if req.html else None
-        sentences = [c for parts in documents for is_text, c in parts if is_text] if documents else req.texts
-        n_best = req.alternatives + 1
-        try:
-            _, options = read_request(TranslateRequest(text=sentences or [""], n_best=n_best,
-                                                       beam_size=max(n_best, translator.options.beam_size)),
-                                      translator.options, serve_cfg)
-            results = await translate_texts([s.strip() for s in sentences], options) if sentences else []
-        except RequestProblem as problem:
-            raise LibreProblem(f"Invalid request: {str(problem).removeprefix('invalid request: ')}") from None
-        best = [r.text for r in results]
-        others = [[t for t, _ in r.n_best[1:]] for r in results]
-        if documents:  # one translated document per q; alternatives do not apply to markup
-            start, best_docs = 0, []
-            for parts in documents:
-                k = sum(is_text for is_text, _ in parts)
-                best_docs.append(rebuild_html(parts, best[start:start + k]))
-                start += k
-            best, others = best_docs, [[] for _ in best_docs]
-        return libre_response(req, best, others, pair.get("src", ""))
 
     @app.get("/languages")
     async def supported_languages():
