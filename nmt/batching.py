@@ -4,6 +4,8 @@ training batch sampler: length buckets or a token budget; shuffled, deterministi
 epoch), sharded per rank with equal counts, resumable mid-epoch."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from torch.utils.data import Sampler
 
@@ -143,7 +145,7 @@ class LengthBatchSampler(Sampler[list[int]]):
 
     def __init__(self, src_len, tgt_len, kind: str = "bucket", batch_size: int = 64, max_tokens: int = 2000,
                  bucket_width: int = 1, pool_size: int = 1000, shuffle: bool = True, seed: int = 1,
-                 oversized: str = "single", rank: int = 0, world_size: int = 1):
+                 oversized: str = "single", rank: int = 0, world_size: int = 1, lengths_for_epoch=None):
         kind = choice(BatchKind, kind, "train.batching.kind")
         oversized = choice(Oversized, oversized, "train.batching.oversized")
         self.src_len = np.asarray(src_len, dtype=np.int32)  # 4 bytes an example: 40 MB a side at 10M
@@ -153,18 +155,23 @@ class LengthBatchSampler(Sampler[list[int]]):
         self.oversized, self.rank, self.world_size = oversized, rank, world_size
         self.epoch, self.start_batch = 0, 0
         self._cache: tuple[int, Batches] | None = None
+        # epoch -> (src_len, tgt_len) of the epoch's segmentation (subword sampling); None: the stored lengths
+        self.lengths_for_epoch = lengths_for_epoch
 
     @classmethod
-    def from_config(cls, split, cfg, rank: int = 0, world_size: int = 1, shuffle: bool | None = None):
-        """Build from a prepared split (`src_len`/`tgt_len` columns) and `train.batching`."""
+    def from_config(cls, split, cfg, rank: int = 0, world_size: int = 1, shuffle: bool | None = None,
+                    resegment=None):
+        """Build from a prepared split (`src_len`/`tgt_len` columns) and `train.batching`; with a
+        `subword_sampling.Resegmenter`, each epoch is batched by its own segmented lengths."""
         from nmt.store import split_table
 
         table = split_table(split)
-        return cls(table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy(),
-                   kind=cfg.kind, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
+        stored = (table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy())
+        lengths_for_epoch = None if resegment is None else partial(resegment.epoch_lengths, table, stored)
+        return cls(*stored, kind=cfg.kind, batch_size=cfg.batch_size, max_tokens=cfg.max_tokens,
                    bucket_width=cfg.bucket_width, pool_size=cfg.pool_size,
                    shuffle=cfg.shuffle if shuffle is None else shuffle, seed=cfg.seed,
-                   oversized=cfg.oversized, rank=rank, world_size=world_size)
+                   oversized=cfg.oversized, rank=rank, world_size=world_size, lengths_for_epoch=lengths_for_epoch)
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
@@ -175,10 +182,11 @@ class LengthBatchSampler(Sampler[list[int]]):
         if self._cache is not None and self._cache[0] == epoch:
             return self._cache[1]
         rng = epoch_rng(self.seed, epoch) if self.shuffle else None
+        src_len, tgt_len = self.lengths_for_epoch(epoch) if self.lengths_for_epoch else (self.src_len, self.tgt_len)
         if self.kind == BatchKind.bucket:
-            batches = bucket_batches(self.src_len, self.tgt_len, self.batch_size, self.bucket_width, rng)
+            batches = bucket_batches(src_len, tgt_len, self.batch_size, self.bucket_width, rng)
         else:
-            batches = token_batches(self.src_len, self.tgt_len, self.max_tokens, self.pool_size, rng, self.oversized)
+            batches = token_batches(src_len, tgt_len, self.max_tokens, self.pool_size, rng, self.oversized)
         if rng is not None:  # a batch's place in the epoch must not depend on its length
             batches = [batches[i] for i in rng.permutation(len(batches))]
         batches = shard(batches, self.rank, self.world_size)

@@ -24,15 +24,27 @@ class ArrowPairs(Dataset):
     own rows' pages: Arrow's `take` on a chunked list column would concatenate the whole column
     first (all of it read, and copied, for every batch: 10 ms and +190 MB at 1M pairs)."""
 
-    def __init__(self, split):
-        """`split`: a prepared `datasets.Dataset` or its pyarrow Table (`store.split_table`)."""
+    def __init__(self, split, resegment=None):
+        """`split`: a prepared `datasets.Dataset` or its pyarrow Table (`store.split_table`).
+        `resegment`: a `subword_sampling.Resegmenter`; the sides it resamples are then read
+        from the stored cleaned text (`src_text`, `tgt_text`) instead of the stored ids."""
         table = split if isinstance(split, pa.Table) else split_table(split)
         self.n = table.num_rows
+        self.resegment = resegment
         self.sides = []  # per side: per chunk (offsets, values) as zero-copy numpy views
         for name in ("src_ids", "tgt_ids"):
             chunks = table.column(name).chunks
             self.sides.append([(c.offsets.to_numpy(), c.values.to_numpy()) for c in chunks])
+        self.texts = []  # per side: per chunk (offsets, utf-8 bytes), only where resegmented
+        for name, on in zip(("src_text", "tgt_text"), resegment.needs_text if resegment else (False, False)):
+            chunks = table.column(name).chunks if on else []
+            self.texts.append([_string_buffers(c) for c in chunks])
         self.chunk_starts = np.cumsum([0] + [len(c) for c in table.column("src_ids").chunks])
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch about to be read (it seeds the resegmentation)."""
+        if self.resegment is not None:
+            self.resegment.set_epoch(epoch)
 
     def __len__(self) -> int:
         return self.n
@@ -46,14 +58,38 @@ class ArrowPairs(Dataset):
             raise IndexError(f"index out of range for a split of {self.n} rows")
         chunk = np.searchsorted(self.chunk_starts, idx, side="right") - 1
         local = idx - self.chunk_starts[chunk]
+        where = list(zip(chunk.tolist(), local.tolist()))
+        fresh = self.resegment(idx, tuple(self._texts(side, where) for side in self.texts)) \
+            if self.resegment is not None else (None, None)
         rows = []
-        for side in self.sides:
+        for side, new_ids in zip(self.sides, fresh):
+            if new_ids is not None:
+                rows.append([torch.tensor(ids, dtype=torch.long) for ids in new_ids])
+                continue
             ids = []
-            for c, r in zip(chunk.tolist(), local.tolist()):
+            for c, r in where:
                 offsets, values = side[c]
                 ids.append(torch.from_numpy(values[offsets[r]:offsets[r + 1]].astype(np.int64)))
             rows.append(ids)
         return [(i, s, t) for i, s, t in zip(idx.tolist(), rows[0], rows[1])]
+
+    @staticmethod
+    def _texts(side_chunks, where) -> list[str]:
+        """The stored cleaned sentences at (chunk, row) positions of one side ([] if not read)."""
+        if not side_chunks:
+            return []
+        out = []
+        for c, r in where:
+            offsets, data = side_chunks[c]
+            out.append(str(data[offsets[r]:offsets[r + 1]], "utf-8"))
+        return out
+
+
+def _string_buffers(array) -> tuple[np.ndarray, memoryview]:
+    """A pyarrow (large_)string array as zero-copy (offsets (n + 1,), utf-8 bytes)."""
+    _, offsets, data = array.buffers()
+    dtype = np.int64 if pa.types.is_large_string(array.type) else np.int32
+    return np.frombuffer(offsets, dtype=dtype)[array.offset:array.offset + len(array) + 1], memoryview(data)
 
 
 @dataclass
@@ -102,9 +138,10 @@ def collate(examples: list[Example], pad_id: int = PAD_ID) -> Batch:
     )
 
 
-def make_loader(split, sampler, pad_id: int, num_workers: int = 0) -> DataLoader:
-    """A DataLoader that reads each sampled batch from Arrow at once and collates it. It gets a
-    generator of its own: a new iterator draws a seed from it, and drawing from the global RNG
-    would make a resumed run's dropout differ from an uninterrupted one."""
-    return DataLoader(ArrowPairs(split), batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id),
+def make_loader(split, sampler, pad_id: int, num_workers: int = 0, resegment=None) -> DataLoader:
+    """A DataLoader that reads each sampled batch from Arrow at once (resegmented when
+    `resegment` is given) and collates it. It gets a generator of its own: a new iterator draws
+    a seed from it, and drawing from the global RNG would make a resumed run's dropout differ
+    from an uninterrupted one."""
+    return DataLoader(ArrowPairs(split, resegment), batch_sampler=sampler, collate_fn=partial(collate, pad_id=pad_id),
                       num_workers=num_workers, generator=torch.Generator().manual_seed(0))

@@ -235,8 +235,21 @@ class BatchingConfig:
 
 
 @dataclass
+class SubwordSamplingConfig:
+    """Subword regularization (Kudo 2018; BPE-dropout, Provilkov et al. 2020): each training
+    batch is segmented afresh from the stored cleaned text with SentencePiece sampling, so every
+    epoch sees other segmentations. Validation, test and serving stay deterministic."""
+
+    alpha: float = 0.0  # 0 = off; BPE: the probability of dropping a merge; unigram: the smoothing exponent
+    nbest_size: int = -1  # unigram: sample from the n best (-1: the whole lattice); BPE ignores it
+    source: bool = True  # resegment the source side
+    target: bool = True  # resegment the target side
+
+
+@dataclass
 class TrainConfig:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
+    subword_sampling: SubwordSamplingConfig = field(default_factory=SubwordSamplingConfig)
     max_epochs: int = 30
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # time budget; 0 = no limit
@@ -265,6 +278,9 @@ class TrainConfig:
     patience: int = 5
     checkpoint_every: int = 500  # steps
     keep_last: int = 0  # also keep the last K saves of last.pt as step_N.pt (for nmt.average); 0 = none
+    # at the end, average the last K saves of last.pt into checkpoints/avg.pt, score it on val
+    # and recommend avg.pt or best.pt (keeps at least K step_N.pt); 0 = off
+    average_last: int = 5
     log_every: int = 50
     resume: Any = False  # false | true (this run dir) | auto (this run dir's last.pt if any) | a run dir or checkpoint
     seed: int = 1
@@ -481,6 +497,7 @@ RANGES = {
     "train.teacher_forcing_min": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
     "train.validate_every": _at_least(0), "train.val_max_sentences": _at_least(0), "train.patience": _at_least(1),
     "train.checkpoint_every": _at_least(1), "train.keep_last": _at_least(0), "train.log_every": _at_least(1),
+    "train.average_last": _at_least(0), "train.subword_sampling.alpha": _at_least(0.0),
     "train.threads": _at_least(0),
     "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
     "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),

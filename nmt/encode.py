@@ -17,15 +17,25 @@ SCHEMA = pa.schema([
 
 def encode_source(vocab: Vocab, texts: list[str], max_len: int | None) -> list[list[int]]:
     """Source ids as they are, cut to `max_len` (None: not cut)."""
-    return [ids[:max_len] for ids in vocab.encode_batch(texts)]
+    return source_ids(vocab.encode_batch(texts), max_len)
 
 
 def encode_target(vocab: Vocab, texts: list[str], max_len: int) -> list[list[int]]:
     """`[SOS] + ids[:max_len - 2] + [EOS]`: truncation never loses SOS or EOS."""
+    return target_ids(vocab.encode_batch(texts), max_len)
+
+
+def source_ids(pieces: list[list[int]], max_len: int | None) -> list[list[int]]:
+    """Encoded source sentences as stored: cut to `max_len` (None: not cut)."""
+    return [ids[:max_len] for ids in pieces]
+
+
+def target_ids(pieces: list[list[int]], max_len: int) -> list[list[int]]:
+    """Encoded target sentences as stored: `[SOS] + ids[:max_len - 2] + [EOS]`."""
     keep = max_len - 2
     if keep < 0:
         raise ValueError(f"preprocess.max_len={max_len} leaves no room for SOS and EOS (needs >= 2)")
-    return [[SOS_ID, *ids[:keep], EOS_ID] for ids in vocab.encode_batch(texts)]
+    return [[SOS_ID, *ids[:keep], EOS_ID] for ids in pieces]
 
 
 def encode_chunk(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str],

@@ -1,4 +1,5 @@
 """nmt.average and train.keep_last: averaged weights, refusals, and use of the result."""
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ def kept_run(tiny_prepared, tmp_path_factory):
     """A tiny run that keeps its last 3 checkpoints (every 4 steps, 20 steps)."""
     run_dir = tmp_path_factory.mktemp("kept")
     train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=20", "train.checkpoint_every=4",
-                   "train.keep_last=3", "train.val_bleu=false", "train.early_stopping_metric=loss"), run_dir)
+                   "train.keep_last=3", "train.average_last=0", "train.val_bleu=false", "train.early_stopping_metric=loss"), run_dir)
     return run_dir
 
 
@@ -61,3 +62,36 @@ def test_refusals(kept_run, tiny_checkpoint, tmp_path):
     r = subprocess.run([sys.executable, "-m", "nmt.average", f"run={kept_run}", f"hydra.run.dir={tmp_path}/h"],
                        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert r.returncode == 1 and "Traceback" not in r.stderr and "average.output=PATH.pt" in r.stderr
+
+
+def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepared, tmp_path):
+    """train.average_last=3: the newest 3 step copies averaged into checkpoints/avg.pt, scored on
+    val like best.pt, the better of the two recommended in train_summary.json."""
+    summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=20",
+                             "train.checkpoint_every=4", "train.average_last=3"), tmp_path)
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.glob("step_*.pt")) == ["step_00000012.pt", "step_00000016.pt", "step_00000020.pt"]
+    avg = Checkpoint.load(ckpts / "avg.pt")
+    states = [Checkpoint.load(ckpts / f"step_{s:08d}.pt").weights for s in (12, 16, 20)]
+    for k, v in avg.weights.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, sum(s[k] for s in states) / 3, atol=1e-7), k
+    assert summary["averaged_steps"] == [12, 16, 20]
+    avg_wins = summary["avg_bleu"] > summary["best_bleu"]
+    assert summary["recommended"] == str(ckpts / ("avg.pt" if avg_wins else "best.pt"))
+    # the score is avg.pt's own: validating it again gives the same BLEU
+    from nmt.store import load_prepared
+    from nmt.training.validation import validate
+
+    data, _, _ = load_prepared(tiny_prepared)
+    again = validate(Translator.from_checkpoint(ckpts / "avg.pt", decode="greedy"), data["valid"], 0, True)
+    assert again["bleu"] == pytest.approx(summary["avg_bleu"])
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["kind"] for r in logged].count("valid_avg") == 1
+
+
+def test_average_last_zero_keeps_no_copies(tiny_prepared, tmp_path):
+    summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=8",
+                             "train.checkpoint_every=4", "train.average_last=0"), tmp_path)
+    assert not list((tmp_path / "checkpoints").glob("step_*.pt")) and not (tmp_path / "checkpoints/avg.pt").exists()
+    assert "avg_bleu" not in summary and summary["recommended"].endswith("best.pt")

@@ -23,6 +23,7 @@ from nmt.distributed import DistInfo, init_distributed
 from nmt.inference.translator import Translator
 from nmt.model import build_model
 from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
+from nmt.subword_sampling import resegmenter_from_config
 from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
 from nmt.training.metrics_log import MetricsLog
 from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
@@ -120,13 +121,15 @@ class Trainer:
                                     decode="greedy", device=self.device)
         self.optimizer = make_optimizer(self.model, self.tcfg)
         self.progress = Progress()
+        self.resegment = resegmenter_from_config(self.tcfg.subword_sampling, (src_vocab, self.tgt_vocab),
+                                                 self.meta["config"]["preprocess"]["max_len"], self.tcfg.seed)
         self.sampler = LengthBatchSampler.from_config(self.data["train"], self.tcfg.batching, self.dist.rank,
-                                                      self.dist.world_size)
+                                                      self.dist.world_size, resegment=self.resegment)
         self.total_steps = self.tcfg.max_steps or self.tcfg.max_epochs * len(self.sampler.epoch_batches(0))
         self.scheduler = make_scheduler(self.optimizer, self.tcfg, self.schedule_position)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.tcfg.precision == "fp16")
         self.loader = make_loader(self.data["train"], self.sampler, self.tgt_vocab.pad_id,
-                                  self.tcfg.batching.num_workers)
+                                  self.tcfg.batching.num_workers, self.resegment)
         self.loss_limit = self.tcfg.max_loss_factor * math.log(max(self.tgt_vocab.size, 2))
         self.saved: dict[str, int] = {}  # good checkpoint file in ckpt_dir -> its step, for the divergence message
         self.log = MetricsLog(self.run_dir, self.dist.is_main, self.tcfg.tensorboard)
@@ -193,6 +196,7 @@ class Trainer:
         """The rest of the current epoch; why training stops, or None to go on."""
         p, tcfg = self.progress, self.tcfg
         self.sampler.set_epoch(p.epoch, p.batch_in_epoch)
+        self.loader.dataset.set_epoch(p.epoch)
         self.net.train()
         bar = tqdm(self.loader, desc=f"epoch {p.epoch + 1}", total=len(self.sampler), disable=not self.dist.is_main,
                    file=sys.stderr, dynamic_ncols=True)
@@ -314,8 +318,9 @@ class Trainer:
         if not self.dist.is_main:
             return
         self.checkpoint(rng).save(self.ckpt_dir / name)
-        if name == "last.pt" and self.tcfg.keep_last:
-            keep_step_copy(self.ckpt_dir, self.progress.step, self.tcfg.keep_last)
+        keep = max(self.tcfg.keep_last, self.tcfg.average_last)
+        if name == "last.pt" and keep:
+            keep_step_copy(self.ckpt_dir, self.progress.step, keep)
 
     def checkpoint(self, rng_per_rank: list[dict]) -> Checkpoint:
         """The run as it stands, as a Checkpoint."""
@@ -361,16 +366,46 @@ class Trainer:
         if p.last_validation_step != p.step:
             self.validate()  # so best.pt also considers the final weights
         self.save("last.pt")  # after the validation, so its progress holds the final best score
-        self.log.close(self.run_dir / "learning_curves.png")
+        self.say(f"train: stopped: {stop_reason}; best {metric} {p.best_score:.3f} at step {p.best_step}; "
+                 f"checkpoints in {self.ckpt_dir}")
         summary = {"stop_reason": stop_reason, "steps": p.step, "epochs": p.epoch,
                    f"best_{metric}": p.best_score, "best_step": p.best_step,
                    "train_minutes": round(p.train_seconds / 60, 2), "run_dir": str(self.run_dir),
-                   "n_params": self.n_params}
+                   "n_params": self.n_params, "recommended": str(self.ckpt_dir / "best.pt")}
         if self.dist.is_main:
+            summary.update(self.average_final())
             (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
-        self.say(f"train: stopped: {stop_reason}; best {metric} {p.best_score:.3f} at step {p.best_step}; "
-                 f"checkpoints in {self.ckpt_dir}")
+        self.log.close(self.run_dir / "learning_curves.png")
         return summary
+
+    def average_final(self) -> dict:
+        """train.average_last=K: average the newest K step_N.pt copies into checkpoints/avg.pt,
+        validate it as best.pt was validated, and recommend the better of the two (on val).
+        Returns the summary's averaging entries ({} when off or fewer than 2 copies)."""
+        from nmt.averaging import average_checkpoints
+
+        k, metric = self.tcfg.average_last, self.tcfg.early_stopping_metric
+        paths = sorted(self.ckpt_dir.glob("step_*.pt"))[-k:] if k else []
+        if len(paths) < 2:
+            if k:
+                self.say(f"train: note: {len(paths)} step checkpoint(s), so no avg.pt (train.average_last={k} "
+                         f"averages the saves made every train.checkpoint_every={self.tcfg.checkpoint_every} steps)")
+            return {}
+        averaged = average_checkpoints(paths)
+        averaged.save(self.ckpt_dir / "avg.pt")
+        model = build_model(self.cfg.model, self.validator.src_vocab.size, self.tgt_vocab.size, self.tgt_vocab.pad_id)
+        model.load_state_dict(averaged.weights)
+        translator = Translator(model.to(self.device), self.validator.src_vocab, self.tgt_vocab,
+                                self.validator.preprocess, decode="greedy", device=self.device)
+        result = validate(translator, self.data["valid"], self.tcfg.val_max_sentences, self.tcfg.val_bleu)
+        score, best = result[metric], self.progress.best_score
+        avg_wins = best is None or (score > best if metric == StopMetric.bleu else score < best)
+        recommended = self.ckpt_dir / ("avg.pt" if avg_wins else "best.pt")
+        steps = [int(p.stem.split("_")[1]) for p in paths]
+        self.log.write("valid_avg", self.progress.step, **result, averaged_steps=steps)
+        self.say(f"train: averaged {len(paths)} checkpoints (steps {steps[0]}-{steps[-1]}) into avg.pt: val "
+                 f"{metric} {score:.3f} vs best.pt {best:.3f}; recommended: {recommended}")
+        return {f"avg_{metric}": score, "averaged_steps": steps, "recommended": str(recommended)}
 
     # ------------------------------------------------------------------ helpers
 
