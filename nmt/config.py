@@ -403,7 +403,9 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     # where prepare writes and train reads the encoded dataset
     prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
-    ckpt: str = ""  # translate, serve, export, diagnose: a checkpoint file or a model folder (nmt.export)
+    # translate, serve, export, diagnose: a checkpoint file or a model folder (nmt.export);
+    # translate, evaluate and serve also take a list, ckpt=[A.pt,B.pt,C.pt]: an ensemble
+    ckpt: Any = ""
     # deprecated flat spellings, kept for one release: see DEPRECATED_KEYS
     force: Optional[bool] = None
     split: Optional[str] = None
@@ -512,6 +514,19 @@ RANGES = {
 }
 
 
+def ckpt_list(ckpt) -> list[str]:
+    """The `ckpt=` value as a list of paths: [] when unset, one for a checkpoint, several for
+    an ensemble (`ckpt=[A.pt,B.pt]`)."""
+    if isinstance(ckpt, (str, Path)):
+        return [str(ckpt)] if str(ckpt) else []
+    if ckpt is None:
+        return []
+    paths = [str(p) for p in ckpt]
+    if not all(paths):
+        raise ConfigError(f"ckpt={paths}: an empty path in the list. Fix: ckpt=[A.pt,B.pt]")
+    return paths
+
+
 def check_search(kind, beam_size: int, n_best: int) -> None:
     """The one rule between search options: n_best <= beam_size under beam search."""
     if str(kind) == SearchKind.beam and n_best > beam_size:
@@ -521,6 +536,8 @@ def check_search(kind, beam_size: int, n_best: int) -> None:
 
 def check_rules(cfg) -> None:
     """Rules that span two fields (or a field and the machine)."""
+    from omegaconf import OmegaConf
+
     check_search(cfg.decode.kind, cfg.decode.beam_size, cfg.decode.n_best)
     train, model = cfg.train, cfg.model
     if train.early_stopping_metric == StopMetric.bleu and not train.val_bleu:
@@ -535,6 +552,9 @@ def check_rules(cfg) -> None:
         if model.emb_dim % model.heads:
             raise ConfigError(f"model.emb_dim={model.emb_dim} must be a multiple of model.heads={model.heads}. "
                               "Fix: change one of them")
+    if not isinstance(cfg.ckpt, (str, list, tuple)) and not OmegaConf.is_list(cfg.ckpt):
+        raise ConfigError(f"ckpt={cfg.ckpt!r}: a checkpoint path, or a list of them for an ensemble. "
+                          "Fix: ckpt=RUN/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
     tokenize = cfg.scoring.tokenize
     if tokenize is not None:
         from sacrebleu.metrics import BLEU

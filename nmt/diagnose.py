@@ -11,9 +11,10 @@ from nmt.cli import entry_point
 
 
 def run(cfg, run_dir: Path) -> Path:
+    from nmt.config import ckpt_list
     from nmt.diagnosis import diagnose, plot, report
 
-    paths = ([cfg.ckpt] if cfg.ckpt else []) + list(cfg.diagnose.ckpts)
+    paths = ckpt_list(cfg.ckpt) + list(cfg.diagnose.ckpts)
     if not paths:
         raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt or diagnose.ckpts=[A,B]")
     named = {}

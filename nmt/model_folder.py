@@ -195,18 +195,23 @@ def export(cfg) -> Path:
     """`nmt.export`: the checkpoint `cfg.ckpt` as a model folder at `cfg.export.output`, with
     test scores on `cfg.export.split` of the prepared data when `cfg.export.score`."""
     from nmt.atomic import check_output_dir, output_lock
+    from nmt.config import ckpt_list
 
-    if not cfg.ckpt:
+    paths = ckpt_list(cfg.ckpt)
+    if not paths:
         raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt")
+    if len(paths) > 1:
+        raise ValueError(f"ckpt={paths}: export writes one model. Fix: export each member, or average the "
+                         "checkpoints of one run first (python -m nmt.average) and export that")
     if not cfg.export.output:
         raise ValueError("no output folder given. Fix: export.output=DIR")
     output = check_output_dir(Path(cfg.export.output), "export.output", is_model_folder)  # an earlier export is replaced
-    ckpt = Checkpoint.load(Path(cfg.ckpt))
+    ckpt = Checkpoint.load(Path(paths[0]))
     scores = test_scores(cfg) if cfg.export.score else None
-    config = folder_config(ckpt, Path(cfg.ckpt).name, scores)
+    config = folder_config(ckpt, Path(paths[0]).name, scores)
     command = " ".join(["python -m nmt.export", *map(shlex.quote, sys.argv[1:])])
     with output_lock(output):
-        write_folder(ckpt, config, model_card(config, command, training_command(Path(cfg.ckpt))), output)
+        write_folder(ckpt, config, model_card(config, command, training_command(Path(paths[0]))), output)
     print(f"export: wrote {output} ({WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD})", file=sys.stderr)
     return output
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.batching import decoding_batches
 from nmt.collate import collate
-from nmt.config import DecodeConfig, PreprocessConfig, Quantize, SearchKind, check_search, choice
+from nmt.config import DecodeConfig, PreprocessConfig, Quantize, SearchKind, check_search, choice, ckpt_list
 from nmt.corpus import DropCounts, clean_chunk
 from nmt.inference.search import Hypothesis, search
 from nmt.store import split_table
@@ -83,6 +83,27 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model.cpu(), modules, dtype=torch.qint8)
 
 
+def _inference_model(ckpt, src_size: int, tgt_size: int, pad_id: int, device, quantize: Quantize) -> torch.nn.Module:
+    """A checkpoint's model for inference: on `device`, or int8 on the CPU."""
+    model = ckpt.build_model(src_size, tgt_size, pad_id, "cpu" if quantize == Quantize.int8 else device)
+    return quantize_int8(model) if quantize == Quantize.int8 else model
+
+
+def _check_same_inputs(paths: list[Path], ckpts: list) -> None:
+    """Members of an ensemble must read and write the same pieces: the same vocabulary files
+    and the same preprocessing (cleaning, lowercasing) of the source."""
+    from nmt.checkpoint import CheckpointError
+
+    for path, ckpt in zip(paths[1:], ckpts[1:]):
+        if ckpt.vocab_fingerprint() != ckpts[0].vocab_fingerprint():
+            raise CheckpointError(
+                f"{path}: trained with other vocabulary files than {paths[0]}, so their predictions cannot be "
+                "averaged. Fix: ensemble models trained on the same prepared data (same prepared_dir)")
+        if dict(ckpt.preprocess) != dict(ckpts[0].preprocess):
+            raise CheckpointError(f"{path}: other preprocessing than {paths[0]}. Fix: ensemble models trained "
+                                  "on the same prepared data (same prepared_dir)")
+
+
 class Translator:
     """A model with its vocabularies, preprocessing and search options (`options`).
 
@@ -105,26 +126,35 @@ class Translator:
         self.vocab_fingerprint = vocab_fingerprint  # of the vocabulary files it was trained with
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, decode: Any = "beam", device: str = "cpu", quantize: str | None = None,
-                        max_tokens: int = 4000, **decode_overrides) -> "Translator":
+    def from_checkpoint(cls, path: str | Path | Sequence[str | Path], decode: Any = "beam", device: str = "cpu",
+                        quantize: str | None = None, max_tokens: int = 4000, **decode_overrides) -> "Translator":
         """Load `path`, a checkpoint file or a model folder (nmt.export), verified (no code runs,
-        content hash, finite weights), for inference.
+        content hash, finite weights), for inference. A list of several: an ensemble
+        (`model.ensemble`: log-probabilities averaged at every search step), which needs the same
+        vocabularies and preprocessing in every member.
         `decode`: "beam" | "greedy" | a decode config; keyword options (beam_size, n_best,
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it.
         `quantize="int8"`: int8 weights on the CPU."""
         from nmt.checkpoint import Checkpoint
+        from nmt.model.ensemble import Ensemble
         from nmt.model_folder import is_model_folder, read_folder
 
         quantize = choice(Quantize, quantize or "none", "quantize")
         if quantize == Quantize.int8 and str(device) != "cpu":
             raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
-        ckpt = read_folder(Path(path)) if is_model_folder(Path(path)) else Checkpoint.load(Path(path))
+        paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+        if not paths:
+            raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
+        ckpts = [read_folder(p) if is_model_folder(p) else Checkpoint.load(p) for p in paths]
+        _check_same_inputs(paths, ckpts)
+        ckpt = ckpts[0]
         src_vocab, tgt_vocab = ckpt.vocabs()
-        model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id,
-                                 "cpu" if quantize == Quantize.int8 else device)
-        if quantize == Quantize.int8:
-            model = quantize_int8(model)
-        info = {"checkpoint": Path(path).name, **ckpt.info(), "quantize": str(quantize)}  # names, never paths
+        models = [_inference_model(c, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id, device, quantize)
+                  for c in ckpts]
+        model = models[0] if len(models) == 1 else Ensemble(models)
+        info = {"checkpoint": " + ".join(p.name for p in paths), **ckpt.info(), "quantize": str(quantize)}  # names, never paths
+        if len(ckpts) > 1:
+            info["ensemble"] = [{"checkpoint": p.name, **c.info()} for p, c in zip(paths, ckpts)]
         return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, search_options(decode, **decode_overrides),
                    device, max_tokens, info, ckpt.prepared.get("dir"), ckpt.vocab_fingerprint())
 
@@ -145,11 +175,12 @@ class Translator:
     def from_config(cls, cfg) -> "Translator":
         """The Translator for `ckpt=` with the `decode` group's options (decode.quantize
         included), on CUDA when there is one and train.device allows it (not for int8)."""
-        if not cfg.ckpt:
+        paths = ckpt_list(cfg.ckpt)
+        if not paths:
             raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt")
         quantize = Quantize(cfg.decode.quantize)
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu" and quantize == Quantize.none
-        return cls.from_checkpoint(Path(cfg.ckpt), cfg.decode, "cuda" if cuda else "cpu", str(quantize))
+        return cls.from_checkpoint(paths, cfg.decode, "cuda" if cuda else "cpu", str(quantize))
 
     # ------------------------------------------------------------------ text in, text out
 
