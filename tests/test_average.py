@@ -77,7 +77,9 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
         if v.is_floating_point():
             assert torch.allclose(v, sum(s[k] for s in states) / 3, atol=1e-7), k
     assert summary["averaged_steps"] == [12, 16, 20]
-    avg_wins = summary["avg_bleu"] > summary["best_bleu"]
+    selection = summary["selection"]  # both scored on val with the decode group's search (beam 5)
+    assert selection["search"] == "beam 5" and selection["metric"] == "bleu"
+    avg_wins = selection["avg.pt"] > selection["best.pt"]
     assert summary["recommended"] == str(ckpts / ("avg.pt" if avg_wins else "best.pt"))
     # the score is avg.pt's own: validating it again gives the same BLEU
     from nmt.store import load_prepared
@@ -86,8 +88,18 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
     data, _, _ = load_prepared(tiny_prepared)
     again = validate(Translator.from_checkpoint(ckpts / "avg.pt", decode="greedy"), data["valid"], 0, True)
     assert again["bleu"] == pytest.approx(summary["avg_bleu"])
+    for name in ("avg.pt", "best.pt"):
+        beam = validate(Translator.from_checkpoint(ckpts / name, decode="beam"), data["valid"], 0, True)
+        assert beam["bleu"] == pytest.approx(selection[name])
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in logged].count("valid_avg") == 1
+    # ckpt=RUN_DIR: the checkpoint the run recommends
+    from nmt.checkpoint import recommended_checkpoint
+
+    assert recommended_checkpoint(tmp_path) == ckpts / ("avg.pt" if avg_wins else "best.pt")
+    by_run = Translator.from_checkpoint(tmp_path, decode="greedy")
+    assert by_run.info["checkpoint"] == ("avg.pt" if avg_wins else "best.pt")
+    assert by_run.translate(TINY_DE) == Translator.from_checkpoint(summary["recommended"], decode="greedy").translate(TINY_DE)
 
 
 def test_average_last_zero_keeps_no_copies(tiny_prepared, tmp_path):

@@ -380,7 +380,8 @@ class Trainer:
 
     def average_final(self) -> dict:
         """train.average_last=K: average the newest K step_N.pt copies into checkpoints/avg.pt,
-        validate it as best.pt was validated, and recommend the better of the two (on val).
+        validate it as best.pt was validated (greedy), then score both on val with the search
+        that translate will use (the decode group: beam 5 by default) and recommend the better.
         Returns the summary's averaging entries ({} when off or fewer than 2 copies)."""
         from nmt.averaging import average_checkpoints
 
@@ -393,19 +394,29 @@ class Trainer:
             return {}
         averaged = average_checkpoints(paths)
         averaged.save(self.ckpt_dir / "avg.pt")
-        model = build_model(self.cfg.model, self.validator.src_vocab.size, self.tgt_vocab.size, self.tgt_vocab.pad_id)
-        model.load_state_dict(averaged.weights)
-        translator = Translator(model.to(self.device), self.validator.src_vocab, self.tgt_vocab,
-                                self.validator.preprocess, decode="greedy", device=self.device)
-        result = validate(translator, self.data["valid"], self.tcfg.val_max_sentences, self.tcfg.val_bleu)
-        score, best = result[metric], self.progress.best_score
-        avg_wins = best is None or (score > best if metric == StopMetric.bleu else score < best)
-        recommended = self.ckpt_dir / ("avg.pt" if avg_wins else "best.pt")
         steps = [int(p.stem.split("_")[1]) for p in paths]
-        self.log.write("valid_avg", self.progress.step, **result, averaged_steps=steps)
-        self.say(f"train: averaged {len(paths)} checkpoints (steps {steps[0]}-{steps[-1]}) into avg.pt: val "
-                 f"{metric} {score:.3f} vs best.pt {best:.3f}; recommended: {recommended}")
-        return {f"avg_{metric}": score, "averaged_steps": steps, "recommended": str(recommended)}
+        greedy = self.score_weights(averaged.weights, "greedy")
+        self.log.write("valid_avg", self.progress.step, **greedy, averaged_steps=steps)
+        candidates = {"avg.pt": averaged.weights}
+        if (self.ckpt_dir / "best.pt").is_file():
+            candidates["best.pt"] = Checkpoint.load(self.ckpt_dir / "best.pt").weights
+        selection = {name: self.score_weights(weights, self.cfg.decode)[metric] for name, weights in candidates.items()}
+        pick = (max if metric == StopMetric.bleu else min)(selection, key=selection.get)
+        search = f"beam {self.cfg.decode.beam_size}" if self.cfg.decode.kind == "beam" else "greedy"
+        self.say(f"train: averaged {len(paths)} checkpoints (steps {steps[0]}-{steps[-1]}) into avg.pt: val {metric} "
+                 f"{greedy[metric]:.3f} greedy (best.pt {self.progress.best_score:.3f}); with {search}: "
+                 + ", ".join(f"{n} {v:.3f}" for n, v in selection.items()) + f"; recommended: {self.ckpt_dir / pick}")
+        return {f"avg_{metric}": greedy[metric], "averaged_steps": steps,
+                "selection": {"search": search, "metric": str(metric), **selection},
+                "recommended": str(self.ckpt_dir / pick)}
+
+    def score_weights(self, weights: dict, decode) -> dict:
+        """{loss, ppl[, bleu]} on val of this model with `weights`, BLEU with the search `decode`."""
+        model = build_model(self.cfg.model, self.validator.src_vocab.size, self.tgt_vocab.size, self.tgt_vocab.pad_id)
+        model.load_state_dict(weights)
+        translator = Translator(model.to(self.device), self.validator.src_vocab, self.tgt_vocab,
+                                self.validator.preprocess, decode=decode, device=self.device)
+        return validate(translator, self.data["valid"], self.tcfg.val_max_sentences, self.tcfg.val_bleu)
 
     # ------------------------------------------------------------------ helpers
 
