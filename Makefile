@@ -17,11 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # prepare Multi30k de->en, train a GRU with attention for DEMO_MINUTES, translate test_2016_flickr
-# with beam search and print BLEU / chrF with their sacreBLEU signatures
+# with beam search (the checkpoint the run recommends: best.pt or avg.pt) and print BLEU / chrF
+# with their sacreBLEU signatures
 demo: setup
 	$(BIN)/python -m nmt.prepare data.root=$(MULTI30K)
 	$(BIN)/python -m nmt.train train.max_minutes=$(DEMO_MINUTES) hydra.run.dir=$(DEMO_DIR)
-	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR)/checkpoints/best.pt translate.split=test decode=beam \
+	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR) translate.split=test decode=beam \
 		plots.n_attention=3 hydra.run.dir=$(DEMO_DIR)/translate
 
 test: setup

@@ -306,3 +306,23 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
             f"train.resume={resume}: {target} does not exist. Fix: train.resume=RUN_DIR of an earlier run "
             "(outputs/DATE/TIME) or the path of its checkpoints/last.pt")
     return target
+
+
+def recommended_checkpoint(path: Path) -> Path:
+    """`ckpt=RUN_DIR`: the checkpoint a finished training run recommends (train_summary.json's
+    `recommended`: best.pt, or avg.pt when it scored higher on val), else its best.pt; any other
+    path as it is."""
+    import json
+
+    path = Path(path)
+    summary, best = path / "train_summary.json", path / "checkpoints" / "best.pt"
+    if not (path.is_dir() and (summary.is_file() or best.is_file())):
+        return path
+    if summary.is_file():
+        recommended = json.loads(summary.read_text()).get("recommended")
+        if recommended and (path / "checkpoints" / Path(recommended).name).is_file():
+            return path / "checkpoints" / Path(recommended).name  # by name: the run dir may have moved
+    if best.is_file():
+        return best
+    raise FileNotFoundError(f"{path}: a training run without checkpoints/best.pt. Fix: ckpt=PATH.pt of one of its "
+                            "checkpoints")

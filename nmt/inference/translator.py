@@ -128,21 +128,22 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path | Sequence[str | Path], decode: Any = "beam", device: str = "cpu",
                         quantize: str | None = None, max_tokens: int = 4000, **decode_overrides) -> "Translator":
-        """Load `path`, a checkpoint file or a model folder (nmt.export), verified (no code runs,
-        content hash, finite weights), for inference. A list of several: an ensemble
+        """Load `path`, a checkpoint file, a model folder (nmt.export) or a training run dir (the
+        checkpoint it recommends: best.pt or avg.pt), verified (no code runs, content hash,
+        finite weights), for inference. A list of several: an ensemble
         (`model.ensemble`: log-probabilities averaged at every search step), which needs the same
         vocabularies and preprocessing in every member.
         `decode`: "beam" | "greedy" | a decode config; keyword options (beam_size, n_best,
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it.
         `quantize="int8"`: int8 weights on the CPU."""
-        from nmt.checkpoint import Checkpoint
+        from nmt.checkpoint import Checkpoint, recommended_checkpoint
         from nmt.model.ensemble import Ensemble
         from nmt.model_folder import is_model_folder, read_folder
 
         quantize = choice(Quantize, quantize or "none", "quantize")
         if quantize == Quantize.int8 and str(device) != "cpu":
             raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
-        paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+        paths = [recommended_checkpoint(Path(p)) for p in ([path] if isinstance(path, (str, Path)) else path)]
         if not paths:
             raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
         ckpts = [read_folder(p) if is_model_folder(p) else Checkpoint.load(p) for p in paths]
