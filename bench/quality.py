@@ -1,0 +1,155 @@
+"""Quality on a time budget: score training runs and their ensemble on val and test_2016_flickr
+with sacreBLEU (BLEU and chrF, signatures printed), choosing everything on val.
+
+    python bench/quality.py --runs outputs/q17/a outputs/q17/b outputs/q17/c --ensemble outputs/q17/a outputs/q17/b \
+        [--length-penalties 0.6 1.0 1.4] [--avg-windows 3 5 8]
+
+For each run: val BLEU (greedy, as training validates, and beam 5) of `best.pt` and of the
+`avg.pt` that `train.average_last` wrote; test BLEU and chrF (greedy and beam 5) of the
+checkpoint the run recommends on val. `--length-penalties`: beam 5 on val with each penalty,
+and test with the one val prefers. `--avg-windows`: the mean of the last K step copies
+(`train.keep_last`) for each K, scored on val (greedy). `--ensemble RUN ...`: those runs'
+recommended checkpoints decoded together (ckpt=[...]), val and test, beam 5. Prints a markdown table and
+writes `quality.json` beside the first run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def scores(hyps: list[str], refs: list[list[str]]) -> dict:
+    from nmt.scoring import score_corpus
+
+    out = {}
+    for name, s in zip(("bleu", "chrf"), score_corpus(hyps, refs, ("bleu", "chrf"))):
+        out[name], out[f"{name}_signature"] = round(s["score"], 2), s["signature"]
+    return out
+
+
+class Scorer:
+    """Decodes prepared splits with Translators (loaded once per checkpoint list) and scores them."""
+
+    def __init__(self):
+        self.translators, self.jobs = {}, {}
+
+    def translator(self, ckpts: tuple[Path, ...]):
+        from nmt import Translator
+
+        if ckpts not in self.translators:
+            self.translators[ckpts] = Translator.from_checkpoint(list(ckpts), decode="beam")
+        return self.translators[ckpts]
+
+    def score(self, ckpts: tuple[Path, ...], split: str, beam: int, length_penalty: float = 1.0) -> dict:
+        from nmt.inference.offline import split_job
+        from nmt.inference.translator import search_options
+
+        tr = self.translator(ckpts)
+        if split not in self.jobs:
+            self.jobs[split] = split_job(tr, split, tr.prepared_dir)
+        job = self.jobs[split]
+        started = time.time()
+        opts = search_options(tr.options, beam_size=beam, length_penalty=length_penalty)
+        hyps = tr.detokenize(tr.translate_ids(job.sources, opts))
+        return {"split": split, "beam": beam, "length_penalty": length_penalty,
+                "seconds": round(time.time() - started, 1), **scores(hyps, job.refs)}
+
+
+def average_window(run: Path, k: int) -> Path | None:
+    """checkpoints/avg_last{k}.pt: the mean of the newest k step copies (None if fewer are kept)."""
+    from nmt.averaging import average_checkpoints
+
+    steps = sorted((run / "checkpoints").glob("step_*.pt"))
+    if len(steps) < k:
+        return None
+    out = run / "checkpoints" / f"avg_last{k}.pt"
+    if not out.exists():
+        average_checkpoints(steps[-k:]).save(out)
+    return out
+
+
+def pick_length_penalty(scorer: Scorer, ckpts: tuple[Path, ...], penalties: list[float], record: dict) -> float:
+    """The beam-5 length penalty with the best val BLEU (ties: the smaller change from 1.0)."""
+    val = {lp: scorer.score(ckpts, "valid", 5, lp)["bleu"] for lp in penalties}
+    record["val_beam5_by_length_penalty"] = val
+    return max(penalties, key=lambda lp: (val[lp], -abs(lp - 1.0)))
+
+
+def report_run(scorer: Scorer, run: Path, penalties: list[float], windows: list[int]) -> dict:
+    summary = json.loads((run / "train_summary.json").read_text())
+    ckpts = {"best": run / "checkpoints/best.pt", "avg": run / "checkpoints/avg.pt"}
+    rec = Path(summary["recommended"])
+    record = {"run": str(run), "steps": summary["steps"], "epochs": summary["epochs"],
+              "train_minutes": summary["train_minutes"], "val_greedy": {}, "val_beam5": {},
+              "recommended": rec.name, "summary": summary}
+    for name, path in ckpts.items():
+        if path.exists():
+            record["val_greedy"][name] = scorer.score((path,), "valid", 1)["bleu"]
+            record["val_beam5"][name] = scorer.score((path,), "valid", 5)["bleu"]
+    for k in windows:
+        path = average_window(run, k)
+        if path is not None:
+            record["val_greedy"][f"avg_last{k}"] = scorer.score((path,), "valid", 1)["bleu"]
+    lp = pick_length_penalty(scorer, (rec,), penalties, record) if penalties else 1.0
+    record["test_greedy"] = scorer.score((rec,), "test", 1)
+    record["test_beam5"] = scorer.score((rec,), "test", 5)
+    if lp != 1.0:
+        record["test_beam5_val_length_penalty"] = scorer.score((rec,), "test", 5, lp)
+    return record
+
+
+def report_ensemble(scorer: Scorer, runs: list[Path], penalties: list[float]) -> dict:
+    members = tuple(Path(json.loads((r / "train_summary.json").read_text())["recommended"]) for r in runs)
+    record = {"members": [str(m) for m in members], "val_beam5": scorer.score(members, "valid", 5)["bleu"]}
+    lp = pick_length_penalty(scorer, members, penalties, record) if penalties else 1.0
+    record["test_beam5"] = scorer.score(members, "test", 5)
+    if lp != 1.0:
+        record["test_beam5_val_length_penalty"] = scorer.score(members, "test", 5, lp)
+    return record
+
+
+def table(runs: list[dict], ensemble: dict | None) -> str:
+    rows = ["| run | steps | val greedy best / avg | val beam 5 best / avg | recommended | test greedy | test beam 5 | test chrF beam 5 |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        g, b = r["val_greedy"], r["val_beam5"]
+        rows.append(f"| {Path(r['run']).name} | {r['steps']:,} | {g.get('best')} / {g.get('avg')} | "
+                    f"{b.get('best')} / {b.get('avg')} | {r['recommended']} | {r['test_greedy']['bleu']} | "
+                    f"{r['test_beam5']['bleu']} | {r['test_beam5']['chrf']} |")
+    if ensemble:
+        rows.append(f"| ensemble of {len(ensemble['members'])} | | | {ensemble['val_beam5']} | | | "
+                    f"{ensemble['test_beam5']['bleu']} | {ensemble['test_beam5']['chrf']} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    import torch
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--runs", type=Path, nargs="+", required=True)
+    ap.add_argument("--ensemble", type=Path, nargs="*", default=[], help="runs whose recommended checkpoints to ensemble")
+    ap.add_argument("--length-penalties", type=float, nargs="*", default=[])
+    ap.add_argument("--avg-windows", type=int, nargs="*", default=[])
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    scorer = Scorer()
+    runs = [report_run(scorer, run, args.length_penalties, args.avg_windows) for run in args.runs]
+    ensemble = report_ensemble(scorer, args.ensemble, args.length_penalties) if len(args.ensemble) > 1 else None
+    result = {"runs": runs, "ensemble": ensemble}
+    out = args.runs[0] / "quality.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    print(table(runs, ensemble))
+    sig = runs[0]["test_beam5"]
+    print(f"BLEU {sig['bleu_signature']}\nchrF {sig['chrf_signature']}")
+
+
+if __name__ == "__main__":
+    main()
