@@ -1,6 +1,6 @@
 """The pipeline at millions of pairs: prepare at 1M and 10M, training start-up and memory.
 
-    python bench/scale.py [--sizes 1000000 10000000] [--work /tmp/nmt-scale] [--train-steps 100]
+    python bench/scale.py [--sizes 1000000 10000000] [--work /tmp/nmt-scale] [--train-steps 100] [--subword-alpha 0.1]
 
 Builds a corpus of max(--sizes) pairs by resampling Multi30k's training pairs (seeded) and
 perturbing them: each side, independently with probability 0.7, has one word replaced by a
@@ -16,6 +16,10 @@ lines. For each size, in a child process of its own (so peak RSS is its own):
   split into RssAnon (private memory) and RssFile (pages of the memory-mapped Arrow files and
   libraries: page cache the kernel reclaims under pressure; random batches map more of it the
   more rows they have read, up to the size of the prepared data).
+
+With `--subword-alpha A`, training runs a second time with `train.subword_sampling.alpha=A`
+(each epoch resegmented from the stored text, its lengths measured first: one pass over the
+text, in train_s), and the peak RSS of the two runs is compared per size.
 
 Prints one JSON object last, with the 10M/1M ratios of peak RSS. Needs about 12 GB of disk at
 10M pairs; the work folder is removed at the end unless --keep.
@@ -122,7 +126,7 @@ def compose(overrides: list[str]):
 
 
 def child_prepare(root: Path, prep: Path) -> dict:
-    from nmt.prepare import prepare
+    from nmt.preparation import prepare
     from nmt.store import load_prepared
 
     watch = RssWatch()
@@ -149,7 +153,7 @@ def child_prepare(root: Path, prep: Path) -> dict:
             "peak_rss_mb": peak, "prepared_mb": round(disk / 2**20, 1)}
 
 
-def child_train(prep: Path, run_dir: Path, steps: int) -> dict:
+def child_train(prep: Path, run_dir: Path, steps: int, alpha: float = 0.0) -> dict:
     from nmt.batching import LengthBatchSampler
     from nmt.collate import make_loader
     from nmt.store import load_prepared
@@ -157,19 +161,22 @@ def child_train(prep: Path, run_dir: Path, steps: int) -> dict:
 
     watch = RssWatch()
     cfg = compose([f"prepared_dir={prep}", f"train.max_steps={steps}", "train.val_bleu=false",
-                   "train.early_stopping_metric=loss", "train.tensorboard=false", f"train.log_every={steps}"])
-    t0 = time.perf_counter()
-    dd, _, (_, tgt_vocab) = load_prepared(prep)
-    sampler = LengthBatchSampler.from_config(dd["train"], cfg.train.batching)
-    n_batches = len(sampler.epoch_batches(0))
-    next(iter(make_loader(dd["train"], sampler, tgt_vocab.pad_id)))
-    startup = time.perf_counter() - t0
-    rss_startup = watch.now()
-    del dd, sampler
+                   "train.early_stopping_metric=loss", "train.tensorboard=false", f"train.log_every={steps}",
+                   f"train.subword_sampling.alpha={alpha}"])
+    result = {}
+    if not alpha:  # with sampling the start-up includes a pass over the text: counted in train_s instead
+        t0 = time.perf_counter()
+        dd, _, (_, tgt_vocab) = load_prepared(prep)
+        sampler = LengthBatchSampler.from_config(dd["train"], cfg.train.batching)
+        result["batches_per_epoch"] = len(sampler.epoch_batches(0))
+        next(iter(make_loader(dd["train"], sampler, tgt_vocab.pad_id)))
+        result["startup_s"] = round(time.perf_counter() - t0, 2)
+        result["rss_after_startup_mb"] = watch.now()
+        del dd, sampler
     t1 = time.perf_counter()
     run(cfg, run_dir)
-    return {"startup_s": round(startup, 2), "batches_per_epoch": n_batches, "rss_after_startup_mb": rss_startup,
-            "train_steps": steps, "train_s": round(time.perf_counter() - t1, 1), "peak_rss_mb_training": dict(watch.peak)}
+    return {**result, "train_steps": steps, "train_s": round(time.perf_counter() - t1, 1),
+            "peak_rss_mb_training": dict(watch.peak)}
 
 
 def in_child(*args: str) -> dict:
@@ -185,12 +192,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/nmt-scale"))
     ap.add_argument("--train-steps", type=int, default=100)
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--subword-alpha", type=float, default=0.0,
+                    help="also train with train.subword_sampling.alpha=A and compare its memory with the plain run")
     ap.add_argument("--child", nargs="+", default=None)
     args = ap.parse_args()
     if args.child:
         kind, *rest = args.child
         out = child_prepare(Path(rest[0]), Path(rest[1])) if kind == "prepare" else \
-            child_train(Path(rest[0]), Path(rest[1]), int(rest[2]))
+            child_train(Path(rest[0]), Path(rest[1]), int(rest[2]), float(rest[3]))
         print(json.dumps(out))
         return
     sizes = sorted(args.sizes)
@@ -204,8 +213,16 @@ def main() -> None:
             prep = args.work / f"prep{n}"
             res = in_child("--child", "prepare", str(args.work / "raw" / str(n)), str(prep))
             print(f"prepare {n:,}: {json.dumps(res)}", file=sys.stderr)
-            res["train"] = in_child("--child", "train", str(prep), str(args.work / f"run{n}"), str(args.train_steps))
+            res["train"] = in_child("--child", "train", str(prep), str(args.work / f"run{n}"), str(args.train_steps), "0")
             print(f"train {n:,}: {json.dumps(res['train'])}", file=sys.stderr)
+            if args.subword_alpha:
+                shutil.rmtree(args.work / f"run{n}", ignore_errors=True)
+                res["train_sampling"] = in_child("--child", "train", str(prep), str(args.work / f"run{n}"),
+                                                 str(args.train_steps), str(args.subword_alpha))
+                print(f"train {n:,} with subword sampling: {json.dumps(res['train_sampling'])}", file=sys.stderr)
+                for kind in ("VmRSS", "RssAnon"):
+                    res[f"peak_{kind}_sampling_vs_plain"] = round(
+                        res["train_sampling"]["peak_rss_mb_training"][kind] / res["train"]["peak_rss_mb_training"][kind], 3)
             results[str(n)] = res
             shutil.rmtree(args.work / f"run{n}", ignore_errors=True)
         lo, hi = str(sizes[0]), str(sizes[-1])
