@@ -9,8 +9,8 @@ For each run: val BLEU (greedy, as training validates, and beam 5) of `best.pt` 
 checkpoint the run recommends on val. `--length-penalties`: beam 5 on val with each penalty,
 and test with the one val prefers. `--avg-windows`: the mean of the last K step copies
 (`train.keep_last`) for each K, scored on val (greedy). `--ensemble RUN ...`: those runs'
-recommended checkpoints decoded together (ckpt=[...]), val and test, beam 5. Prints a markdown table and
-writes `quality.json` beside the first run.
+recommended checkpoints decoded together (ckpt=[...]), val and test, beam 5. Prints a markdown table, then
+one JSON object (also written to `quality.json` in the first run's folder).
 """
 from __future__ import annotations
 
@@ -145,10 +145,10 @@ def main() -> None:
     result = {"runs": runs, "ensemble": ensemble}
     out = args.runs[0] / "quality.json"
     out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
     print(table(runs, ensemble))
     sig = runs[0]["test_beam5"]
     print(f"BLEU {sig['bleu_signature']}\nchrF {sig['chrf_signature']}")
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

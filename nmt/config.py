@@ -404,7 +404,7 @@ class Config:
     # where prepare writes and train reads the encoded dataset
     prepared_dir: str = "data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}"
     # translate, serve, export, diagnose: a checkpoint file or a model folder (nmt.export);
-    # translate, evaluate and serve also take a list, ckpt=[A.pt,B.pt,C.pt]: an ensemble
+    # translate and serve also take a list, ckpt=[A.pt,B.pt,C.pt]: an ensemble (diagnose: several models)
     ckpt: Any = ""
     # deprecated flat spellings, kept for one release: see DEPRECATED_KEYS
     force: Optional[bool] = None
