@@ -100,7 +100,9 @@ def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path, family):
     assert len(run_dirs) == 1, run_dirs  # one Hydra run dir for both ranks
     ckpt = Checkpoint.load(run_dirs[0] / "checkpoints/last.pt")
     assert ckpt.progress["step"] == 4
-    assert sorted(p.name for p in (run_dirs[0] / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    # rank 0 alone writes; the last saves (every 2 steps) kept for the final average, avg.pt beside them
+    assert sorted(p.name for p in (run_dirs[0] / "checkpoints").iterdir()) == \
+        ["avg.pt", "best.pt", "last.pt", "step_00000002.pt", "step_00000004.pt"]
 
 
 def free_port() -> int:
@@ -143,7 +145,8 @@ def test_two_nodes_train_and_resume_exactly(tiny_prepared, tmp_path):
     assert not torch.equal(part.training.rng_per_rank[0]["torch"], part.training.rng_per_rank[1]["torch"])
     assert_same_weights(weights(tmp_path / "straight/checkpoints/last.pt"),
                         weights(tmp_path / "resumed/checkpoints/last.pt"))
-    assert sorted(p.name for p in (tmp_path / "straight/checkpoints").iterdir()) == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in (tmp_path / "straight/checkpoints").iterdir()) == \
+        ["avg.pt", "best.pt", "last.pt", "step_00000003.pt", "step_00000006.pt", "step_00000008.pt"]
 
 
 def test_clear_errors(tiny_prepared, tmp_path):
