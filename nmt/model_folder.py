@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nmt.checkpoint import Checkpoint, CheckpointError
+from nmt.checkpoint import Checkpoint, CheckpointError, recommended_checkpoint
 
 FORMAT = "nmt-model-folder"
 FORMAT_VERSION = 1
@@ -206,12 +206,13 @@ def export(cfg) -> Path:
     if not cfg.export.output:
         raise ValueError("no output folder given. Fix: export.output=DIR")
     output = check_output_dir(Path(cfg.export.output), "export.output", is_model_folder)  # an earlier export is replaced
-    ckpt = Checkpoint.load(Path(paths[0]))
+    source = recommended_checkpoint(Path(paths[0]))  # ckpt=RUN_DIR: the checkpoint the run recommends
+    ckpt = Checkpoint.load(source)
     scores = test_scores(cfg) if cfg.export.score else None
-    config = folder_config(ckpt, Path(paths[0]).name, scores)
+    config = folder_config(ckpt, source.name, scores)
     command = " ".join(["python -m nmt.export", *map(shlex.quote, sys.argv[1:])])
     with output_lock(output):
-        write_folder(ckpt, config, model_card(config, command, training_command(Path(paths[0]))), output)
+        write_folder(ckpt, config, model_card(config, command, training_command(source)), output)
     print(f"export: wrote {output} ({WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD})", file=sys.stderr)
     return output
 

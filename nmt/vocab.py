@@ -50,12 +50,9 @@ class Vocab(ABC):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         """Cleaned sentences -> ids (UNK for unknown units), no SOS/EOS."""
 
-    def sample_batch(self, texts: list[str], alpha: float, nbest_size: int = -1) -> list[list[int]]:
-        """Like encode_batch, with a random segmentation per sentence (subword regularization):
-        SentencePiece vocabularies only."""
-        return [self.sample(t, alpha, nbest_size) for t in texts]
-
     def sample(self, text: str, alpha: float, nbest_size: int = -1) -> list[int]:
+        """Like encode_batch for one sentence, with a random segmentation (subword
+        regularization): SentencePiece vocabularies only."""
         raise ValueError(f"subword sampling needs a SentencePiece vocabulary, this one is {self.kind}. "
                          "Fix: prepare with vocab=spm, or train.subword_sampling.alpha=0")
 
@@ -178,16 +175,11 @@ class SpmVocab(Vocab):
     def encode_batch(self, texts: list[str]) -> list[list[int]]:
         return self.sp.encode(texts, out_type=int, num_threads=self.threads)
 
-    def sample_batch(self, texts: list[str], alpha: float, nbest_size: int = -1) -> list[list[int]]:
-        """BPE: BPE-dropout, each merge skipped with probability `alpha`; unigram: a segmentation
-        drawn from the `nbest_size` best (-1: all) with probabilities ** `alpha`. One sentence at
-        a time, in order, so that `sentencepiece.set_random_generator_seed` makes the draw
-        repeatable (and a list call would start a thread pool for each)."""
-        encode = self.sp.encode
-        return [encode(t, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest_size) for t in texts]
-
     def sample(self, text: str, alpha: float, nbest_size: int = -1) -> list[int]:
-        """One sentence of `sample_batch`."""
+        """BPE: BPE-dropout, each merge skipped with probability `alpha`; unigram: a segmentation
+        drawn from the `nbest_size` best (-1: all) with probabilities ** `alpha`. One sentence
+        per call, so that `sentencepiece.set_random_generator_seed` before it makes the draw
+        repeatable (a list call would also start a thread pool each time)."""
         return self.sp.encode(text, out_type=int, enable_sampling=True, alpha=alpha, nbest_size=nbest_size)
 
     def pieces(self, ids: Iterable[int]) -> list[str]:

@@ -100,6 +100,10 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
     by_run = Translator.from_checkpoint(tmp_path, decode="greedy")
     assert by_run.info["checkpoint"] == ("avg.pt" if avg_wins else "best.pt")
     assert by_run.translate(TINY_DE) == Translator.from_checkpoint(summary["recommended"], decode="greedy").translate(TINY_DE)
+    from nmt.model_folder import export  # nmt.export ckpt=RUN_DIR: the same checkpoint, as a model folder
+
+    folder = export(make_cfg(f"ckpt={tmp_path}", f"export.output={tmp_path / 'model'}", "export.score=false"))
+    assert json.loads((folder / "config.json").read_text())["training"]["from"] == by_run.info["checkpoint"]
 
 
 def test_average_last_zero_keeps_no_copies(tiny_prepared, tmp_path):
