@@ -29,7 +29,7 @@ LEGACY_SAFE_GLOBALS = [_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype
 
 
 # model settings a resumed run may change: regularisation, not what the weights are
-RESUMABLE_CHANGES = {"dropout", "emb_dropout"}
+RESUMABLE_CHANGES = {"dropout", "emb_dropout", "word_dropout"}
 
 
 class CheckpointError(ValueError):

@@ -201,7 +201,7 @@ class VocabConfig:
 class ModelConfig:
     """Reference size: bidirectional 1-layer GRU encoder, 1-layer GRU decoder with attention.
     arch=transformer reads emb_dim (d_model), heads, ff_dim, enc/dec_layers, dropout,
-    emb_dropout, tie/share_embeddings; the RNN-only keys (cell, hidden_dim, bidirectional,
+    emb_dropout, word_dropout, tie/share_embeddings; the RNN-only keys (cell, hidden_dim, bidirectional,
     attention, input_feeding) do not apply to it."""
 
     arch: Arch = Arch.rnn
@@ -213,6 +213,7 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.2  # between layers and before the output projection
     emb_dropout: float = 0.2
+    word_dropout: float = 0.0  # training: drop whole source and target tokens' embeddings (Sennrich & Zhang 2019)
     attention: AttentionKind = AttentionKind.luong
     input_feeding: bool = False  # luong: feed the previous attentional vector into the decoder RNN
     tie_embeddings: bool = True  # target embedding = output projection: 8+ BLEU sooner on Multi30k
@@ -485,6 +486,7 @@ RANGES = {
     "model.enc_layers": _at_least(1), "model.dec_layers": _at_least(1),
     "model.heads": _at_least(1), "model.ff_dim": _at_least(1),
     "model.dropout": (_fraction, "in [0, 1)"), "model.emb_dropout": (_fraction, "in [0, 1)"),
+    "model.word_dropout": (_fraction, "in [0, 1)"),
     "train.batching.batch_size": _at_least(1), "train.batching.max_tokens": _at_least(1),
     "train.batching.bucket_width": _at_least(1), "train.batching.pool_size": _at_least(1),
     "train.batching.num_workers": _at_least(0),

@@ -129,3 +129,34 @@ def test_smoothed_cross_entropy_computes_in_fp32_and_returns_the_logits_dtype():
     loss = smoothed_cross_entropy(logits, torch.tensor([1, 2, PAD_ID, 4, 5, 6]), PAD_ID, 0.1)
     loss.backward()
     assert loss.dtype == torch.float32 and logits.grad.dtype == torch.bfloat16
+
+
+def test_word_dropout_zeroes_whole_tokens_in_training_only():
+    from nmt.model.dropout import drop_tokens
+
+    torch.manual_seed(0)
+    emb = torch.randn(64, 50, 8)
+    out = drop_tokens(emb, 0.25, training=True)
+    dropped = (out == 0).all(-1)  # (B, T): a token is dropped whole or not at all
+    assert ((out == 0) == dropped.unsqueeze(-1)).all()
+    assert 0.2 < dropped.float().mean() < 0.3
+    torch.testing.assert_close(out[~dropped], emb[~dropped] / 0.75)
+    assert drop_tokens(emb, 0.25, training=False) is emb
+
+
+@pytest.mark.parametrize("arch,feeding", [("rnn", False), ("rnn", True), ("transformer", False)])
+def test_word_dropout_changes_training_not_weights_or_inference(arch, feeding):
+    over = dict(arch=arch, input_feeding=feeding, attention="luong")
+    if arch == "transformer":
+        over.update(emb_dim=12, heads=2, ff_dim=16)
+    torch.manual_seed(0)
+    plain = build_model(model_cfg(**over), 40, 30, PAD_ID)
+    dropping = build_model(model_cfg(word_dropout=0.5, **over), 40, 30, PAD_ID)
+    assert plain.state_dict().keys() == dropping.state_dict().keys()  # checkpoints interchange
+    dropping.load_state_dict(plain.state_dict())
+    src, lengths, tgt = padded_batch()
+    plain.eval(), dropping.eval()
+    torch.testing.assert_close(dropping(src, lengths, tgt), plain(src, lengths, tgt))
+    plain.train(), dropping.train()
+    torch.manual_seed(1)
+    assert not torch.allclose(dropping(src, lengths, tgt), plain(src, lengths, tgt))

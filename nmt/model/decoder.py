@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from nmt.model.attention import Attention, build_attention
+from nmt.model.dropout import EmbeddingDropout
 from nmt.model.encoder import State, as_state, rnn_class
 
 
@@ -55,10 +56,11 @@ class Decoder(nn.Module):
     """Attention none or luong (after the RNN, so teacher forcing has no loop over time)."""
 
     def __init__(self, cell: str, embedding: nn.Embedding, hidden_dim: int, num_layers: int, dropout: float,
-                 emb_dropout: float, attention: str, memory_dim: int, vocab_size: int, tie: bool):
+                 emb_dropout: float, attention: str, memory_dim: int, vocab_size: int, tie: bool,
+                 word_dropout: float = 0.0):
         super().__init__()
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = EmbeddingDropout(emb_dropout, word_dropout)
         self.rnn = rnn_class(cell)(embedding.embedding_dim, hidden_dim, num_layers, batch_first=True,
                                    dropout=dropout if num_layers > 1 else 0.0)
         self.attention: Attention | None = build_attention(attention, hidden_dim, memory_dim)
@@ -103,12 +105,13 @@ class BahdanauDecoder(nn.Module):
     GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
     def __init__(self, cell: str, embedding: nn.Embedding, hidden_dim: int, num_layers: int, dropout: float,
-                 emb_dropout: float, memory_dim: int, vocab_size: int, tie: bool):
+                 emb_dropout: float, memory_dim: int, vocab_size: int, tie: bool,
+                 word_dropout: float = 0.0):
         super().__init__()
         rnn_class(cell)  # validates the name
         self.cell, self.hidden_dim = cell, hidden_dim
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = EmbeddingDropout(emb_dropout, word_dropout)
         g = self.GATES[cell] * hidden_dim
         self.input_emb = nn.Linear(embedding.embedding_dim, g)
         self.input_ctx = nn.Linear(memory_dim, g, bias=False)
@@ -156,12 +159,13 @@ class InputFeedingDecoder(nn.Module):
     GATES = BahdanauDecoder.GATES
 
     def __init__(self, cell: str, embedding: nn.Embedding, hidden_dim: int, num_layers: int, dropout: float,
-                 emb_dropout: float, memory_dim: int, vocab_size: int, tie: bool):
+                 emb_dropout: float, memory_dim: int, vocab_size: int, tie: bool,
+                 word_dropout: float = 0.0):
         super().__init__()
         rnn_class(cell)  # validates the name
         self.cell, self.hidden_dim, self.num_layers = cell, hidden_dim, num_layers
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = EmbeddingDropout(emb_dropout, word_dropout)
         g = self.GATES[cell] * hidden_dim
         self.input_emb = nn.Linear(embedding.embedding_dim, g)
         self.input_feed = nn.Linear(hidden_dim, g, bias=False)

@@ -6,6 +6,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config import Cell
+from nmt.model.dropout import EmbeddingDropout
 
 RNN_CLASSES = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 State = tuple[torch.Tensor, ...]  # (h,) or (h, c) for LSTM; each (layers, B, H)
@@ -23,10 +24,10 @@ def as_state(final) -> State:
 
 class Encoder(nn.Module):
     def __init__(self, cell: str, embedding: nn.Embedding, hidden_dim: int, num_layers: int,
-                 bidirectional: bool, dropout: float, emb_dropout: float):
+                 bidirectional: bool, dropout: float, emb_dropout: float, word_dropout: float = 0.0):
         super().__init__()
         self.embedding = embedding
-        self.emb_dropout = nn.Dropout(emb_dropout)
+        self.emb_dropout = EmbeddingDropout(emb_dropout, word_dropout)
         self.rnn = rnn_class(cell)(embedding.embedding_dim, hidden_dim, num_layers, batch_first=True,
                                    bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
         self.num_directions = 2 if bidirectional else 1

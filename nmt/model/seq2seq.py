@@ -22,18 +22,20 @@ class Seq2Seq(nn.Module):
         else:
             tgt_emb = nn.Embedding(tgt_vocab_size, cfg.emb_dim, padding_idx=pad_id)
         self.encoder = Encoder(cfg.cell, src_emb, cfg.hidden_dim, cfg.enc_layers, cfg.bidirectional,
-                               cfg.dropout, cfg.emb_dropout)
+                               cfg.dropout, cfg.emb_dropout, cfg.word_dropout)
         mem = self.encoder.output_dim
         self.bridge = Bridge(mem, cfg.hidden_dim, cfg.dec_layers, 2 if cfg.cell == "lstm" else 1)
         if cfg.input_feeding:  # with luong attention (check_config)
             self.decoder = InputFeedingDecoder(cfg.cell, tgt_emb, cfg.hidden_dim, cfg.dec_layers, cfg.dropout,
-                                               cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings)
+                                               cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings,
+                                               cfg.word_dropout)
         elif cfg.attention == "bahdanau":
             self.decoder = BahdanauDecoder(cfg.cell, tgt_emb, cfg.hidden_dim, cfg.dec_layers, cfg.dropout,
-                                           cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings)
+                                           cfg.emb_dropout, mem, tgt_vocab_size, cfg.tie_embeddings,
+                                           cfg.word_dropout)
         else:
             self.decoder = Decoder(cfg.cell, tgt_emb, cfg.hidden_dim, cfg.dec_layers, cfg.dropout, cfg.emb_dropout,
-                                   cfg.attention, mem, tgt_vocab_size, cfg.tie_embeddings)
+                                   cfg.attention, mem, tgt_vocab_size, cfg.tie_embeddings, cfg.word_dropout)
         self.tgt_vocab_size = tgt_vocab_size
 
     @property

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.model.decoder import Memory
+from nmt.model.dropout import drop_tokens
 from nmt.model.encoder import State
 from nmt.model.loss import smoothed_cross_entropy
 
@@ -127,6 +128,7 @@ class Transformer(nn.Module):
         else:
             self.tgt_embedding = nn.Embedding(tgt_vocab_size, dim, padding_idx=pad_id)
         self.emb_dropout = nn.Dropout(cfg.emb_dropout)
+        self.word_dropout = float(cfg.word_dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(dim, heads, cfg.ff_dim, cfg.dropout)
                                             for _ in range(cfg.enc_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(dim, heads, cfg.ff_dim, cfg.dropout)
@@ -151,7 +153,8 @@ class Transformer(nn.Module):
     def embed(self, embedding: nn.Embedding, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
         """ids (B, T) at positions start.. -> (B, T, D)."""
         positions = torch.arange(start, start + ids.size(1), device=ids.device)
-        x = embedding(ids) * math.sqrt(self.dim) + sinusoids(positions, self.dim).unsqueeze(0)
+        tokens = drop_tokens(embedding(ids), self.word_dropout, self.training)
+        x = tokens * math.sqrt(self.dim) + sinusoids(positions, self.dim).unsqueeze(0)
         return self.emb_dropout(x)
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> tuple[Memory, State]:
