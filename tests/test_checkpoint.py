@@ -58,6 +58,16 @@ def test_version_2_checkpoint_resumes_training(tiny_prepared, tmp_path):
     assert Checkpoint.load(tmp_path / "checkpoints/last.pt").version == CHECKPOINT_VERSION
 
 
+def test_resuming_may_change_regularization_but_not_the_model(tiny_prepared, tmp_path):
+    # the legacy file predates model.word_dropout: resuming with it (and other dropout) is allowed
+    base = [f"prepared_dir={tiny_prepared}", *TINY_MODEL, *LEGACY_MODEL, "train.max_steps=30", "train.schedule=constant",
+            f"train.resume={LEGACY}"]
+    summary = train(make_cfg(*base, "model.word_dropout=0.2", "model.dropout=0.3"), tmp_path / "regularized")
+    assert summary["steps"] == 30
+    with pytest.raises(CheckpointError, match=r"model.hidden_dim=8 in the checkpoint, 16 now"):
+        train(make_cfg(*base, "model.hidden_dim=16"), tmp_path / "wider")
+
+
 class Payload:
     """Unpickling this calls os.system: what a hostile 'checkpoint' would carry."""
 
