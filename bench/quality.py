@@ -6,7 +6,8 @@ with sacreBLEU (BLEU and chrF, signatures printed), choosing everything on val.
 
 For each run: val BLEU (greedy, as training validates, and beam 5) of `best.pt` and of the
 `avg.pt` that `train.average_last` wrote; test BLEU and chrF (greedy and beam 5) of the
-checkpoint the run recommends on val. `--length-penalties`: beam 5 on val with each penalty,
+checkpoint the run recommends on val, at length penalty 1.0 and at the one `nmt.train` chose on
+val and stored in it (what translate uses by default). `--length-penalties`: beam 5 on val with each penalty,
 and test with the one val prefers. `--avg-windows`: the mean of the last K step copies
 (`train.keep_last`) for each K, scored on val (greedy). `--ensemble RUN ...`: those runs'
 recommended checkpoints decoded together (ckpt=[...]), val and test, beam 5. Prints a markdown table, then
@@ -101,7 +102,18 @@ def report_run(scorer: Scorer, run: Path, penalties: list[float], windows: list[
     record["test_beam5"] = scorer.score((rec,), "test", 5)
     if lp != 1.0:
         record["test_beam5_val_length_penalty"] = scorer.score((rec,), "test", 5, lp)
+    stored_penalty(scorer, (rec,), record)
     return record
+
+
+def stored_penalty(scorer: Scorer, ckpts: tuple[Path, ...], record: dict) -> None:
+    """The length penalty nmt.train stored (an ensemble: the members' mean; 1.0 if none): the
+    val and test beam-5 scores translate gives by default."""
+    lp = scorer.translator(ckpts).options.length_penalty
+    record["stored_length_penalty"] = lp
+    if lp != 1.0:
+        record["val_beam5_stored_length_penalty"] = scorer.score(ckpts, "valid", 5, lp)["bleu"]
+        record["test_beam5_stored_length_penalty"] = scorer.score(ckpts, "test", 5, lp)
 
 
 def report_ensemble(scorer: Scorer, runs: list[Path], penalties: list[float]) -> dict:
@@ -111,20 +123,28 @@ def report_ensemble(scorer: Scorer, runs: list[Path], penalties: list[float]) ->
     record["test_beam5"] = scorer.score(members, "test", 5)
     if lp != 1.0:
         record["test_beam5_val_length_penalty"] = scorer.score(members, "test", 5, lp)
+    stored_penalty(scorer, members, record)
     return record
 
 
 def table(runs: list[dict], ensemble: dict | None) -> str:
-    rows = ["| run | steps | val greedy best / avg | val beam 5 best / avg | recommended | test greedy | test beam 5 | test chrF beam 5 |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| run | steps | val greedy best / avg | val beam 5 best / avg | recommended | test greedy | test beam 5 | "
+            "test chrF beam 5 | stored length penalty: val / test beam 5 / test chrF |",
+            "|---|---|---|---|---|---|---|---|---|"]
+
+    def at_stored(r: dict) -> str:
+        test = r.get("test_beam5_stored_length_penalty")
+        return (f"{r['stored_length_penalty']:g}: {r['val_beam5_stored_length_penalty']} / {test['bleu']} / {test['chrf']}"
+                if test else "1 (as left)")
+
     for r in runs:
         g, b = r["val_greedy"], r["val_beam5"]
         rows.append(f"| {Path(r['run']).name} | {r['steps']:,} | {g.get('best')} / {g.get('avg')} | "
                     f"{b.get('best')} / {b.get('avg')} | {r['recommended']} | {r['test_greedy']['bleu']} | "
-                    f"{r['test_beam5']['bleu']} | {r['test_beam5']['chrf']} |")
+                    f"{r['test_beam5']['bleu']} | {r['test_beam5']['chrf']} | {at_stored(r)} |")
     if ensemble:
         rows.append(f"| ensemble of {len(ensemble['members'])} | | | {ensemble['val_beam5']} | | | "
-                    f"{ensemble['test_beam5']['bleu']} | {ensemble['test_beam5']['chrf']} |")
+                    f"{ensemble['test_beam5']['bleu']} | {ensemble['test_beam5']['chrf']} | {at_stored(ensemble)} |")
     return "\n".join(rows)
 
 

@@ -66,6 +66,7 @@ class Checkpoint:
     train_config: dict | None = None
     training: TrainingState | None = None
     averaged_from: list | None = None
+    decode_defaults: dict = field(default_factory=dict)
     version: int = CHECKPOINT_VERSION
 
     # ------------------------------------------------------------------ writing
@@ -180,7 +181,8 @@ class Checkpoint:
                 "languages": self.languages or None, "step": self.progress.get("step"),
                 "best_valid": {"metric": metric, "score": self.progress.get("best_score"),
                                "step": self.progress.get("best_step")},
-                "averaged_from": [Path(p).name for p in self.averaged_from] if self.averaged_from else None}
+                "averaged_from": [Path(p).name for p in self.averaged_from] if self.averaged_from else None,
+                "decode_defaults": self.decode_defaults or None}
 
 
 def _read(path: Path) -> dict:

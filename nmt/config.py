@@ -282,6 +282,9 @@ class TrainConfig:
     # at the end, average the last K saves of last.pt into checkpoints/avg.pt, score it on val
     # and recommend avg.pt or best.pt (keeps at least K step_N.pt); 0 = off
     average_last: int = 5
+    # at the end, beam search on val with each of these length penalties (the recommended
+    # checkpoint), and store the best in best.pt and avg.pt for translate and serve; [] = off
+    length_penalties: List[float] = field(default_factory=lambda: [0.6, 1.0, 1.4, 2.0])
     log_every: int = 50
     resume: Any = False  # false | true (this run dir) | auto (this run dir's last.pt if any) | a run dir or checkpoint
     seed: int = 1
@@ -298,7 +301,9 @@ class DecodeConfig:
 
     kind: SearchKind = SearchKind.beam
     beam_size: int = 5
-    length_penalty: float = 1.0  # alpha in ((5 + len) / 6) ** alpha
+    # alpha in ((5 + len) / 6) ** alpha; null: the value nmt.train chose on val for the checkpoint
+    # (train.length_penalties), else 1.0
+    length_penalty: Optional[float] = None
     n_best: int = 1
     no_repeat_ngram: int = 0
     max_len_a: float = 1.5  # max output length = a * src_len + b

@@ -57,6 +57,7 @@ def folder_config(ckpt: Checkpoint, source_name: str, test_scores: list[dict] | 
                      "best_valid": {"metric": metric, "score": ckpt.progress.get("best_score"),
                                     "step": ckpt.progress.get("best_step"), "signature": signature},
                      "averaged_from": [Path(p).name for p in ckpt.averaged_from] if ckpt.averaged_from else None},
+        "decode_defaults": ckpt.decode_defaults or None,  # chosen on val by nmt.train (length_penalty)
         "test": test_scores,
     }
 
@@ -133,7 +134,7 @@ def read_folder(path: Path) -> Checkpoint:
         n_params=config.get("n_params") or 0,
         progress={"step": training.get("step"), "best_score": best.get("score"), "best_step": best.get("step")},
         train_config={"early_stopping_metric": best.get("metric")}, training=None,
-        averaged_from=training.get("averaged_from"))
+        averaged_from=training.get("averaged_from"), decode_defaults=config.get("decode_defaults") or {})
 
 
 def model_card(config: dict, command: str, train_command: str | None) -> str:

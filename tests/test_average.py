@@ -68,7 +68,8 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
     """train.average_last=3: the newest 3 step copies averaged into checkpoints/avg.pt, scored on
     val like best.pt, the better of the two recommended in train_summary.json."""
     summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=20",
-                             "train.checkpoint_every=4", "train.average_last=3"), tmp_path)
+                             "train.checkpoint_every=4", "train.average_last=3", "train.length_penalties=[0.6,1.0,2.0]"),
+                    tmp_path)
     ckpts = tmp_path / "checkpoints"
     assert sorted(p.name for p in ckpts.glob("step_*.pt")) == ["step_00000012.pt", "step_00000016.pt", "step_00000020.pt"]
     avg = Checkpoint.load(ckpts / "avg.pt")
@@ -88,9 +89,21 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
     data, _, _ = load_prepared(tiny_prepared)
     again = validate(Translator.from_checkpoint(ckpts / "avg.pt", decode="greedy"), data["valid"], 0, True)
     assert again["bleu"] == pytest.approx(summary["avg_bleu"])
-    for name in ("avg.pt", "best.pt"):
-        beam = validate(Translator.from_checkpoint(ckpts / name, decode="beam"), data["valid"], 0, True)
+    for name in ("avg.pt", "best.pt"):  # the selection searched with the decode group's length penalty, unset: 1.0
+        beam = validate(Translator.from_checkpoint(ckpts / name, decode="beam", length_penalty=1.0), data["valid"], 0, True)
         assert beam["bleu"] == pytest.approx(selection[name])
+    # then each train.length_penalties value on val for the recommended checkpoint; the best is
+    # stored in both checkpoints and is what an unset decode.length_penalty means from then on
+    chosen = summary["length_penalty"]
+    assert chosen["checkpoint"] == ("avg.pt" if avg_wins else "best.pt") and chosen["search"] == "beam 5"
+    assert list(chosen["val_bleu"]) == ["0.6", "1", "2"]
+    for lp, bleu in chosen["val_bleu"].items():
+        tr = Translator.from_checkpoint(summary["recommended"], decode="beam", length_penalty=float(lp))
+        assert validate(tr, data["valid"], 0, True)["bleu"] == pytest.approx(bleu)
+    assert chosen["chosen"] == max((0.6, 1.0, 2.0), key=lambda lp: (round(chosen["val_bleu"][f"{lp:g}"], 2), -abs(lp - 1)))
+    for name in ("avg.pt", "best.pt"):
+        assert Checkpoint.load(ckpts / name).decode_defaults["length_penalty"] == chosen["chosen"]
+    assert Translator.from_checkpoint(tmp_path).options.length_penalty == chosen["chosen"]
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in logged].count("valid_avg") == 1
     # ckpt=RUN_DIR: the checkpoint the run recommends
@@ -111,3 +124,12 @@ def test_average_last_zero_keeps_no_copies(tiny_prepared, tmp_path):
                              "train.checkpoint_every=4", "train.average_last=0"), tmp_path)
     assert not list((tmp_path / "checkpoints").glob("step_*.pt")) and not (tmp_path / "checkpoints/avg.pt").exists()
     assert "avg_bleu" not in summary and summary["recommended"].endswith("best.pt")
+    assert summary["length_penalty"]["checkpoint"] == "best.pt"  # chosen for best.pt alone
+
+
+def test_no_length_penalty_search_when_the_decode_group_fixes_it_or_searches_greedily(tiny_prepared, tmp_path):
+    for name, fixed in (("fixed", "decode.length_penalty=1.4"), ("greedy", "decode=greedy")):
+        summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=4", fixed),
+                        tmp_path / name)
+        assert "length_penalty" not in summary
+        assert Checkpoint.load(tmp_path / name / "checkpoints/best.pt").decode_defaults == {}

@@ -47,6 +47,7 @@ def test_version_2_checkpoint_loads_and_translates_as_it_did():
     expected = json.loads((DATA / "checkpoint_v2_tiny.expected.json").read_text())
     assert Translator.from_checkpoint(LEGACY, decode="greedy").translate(expected["source"]) == expected["greedy"]
     beam = Translator.from_checkpoint(LEGACY, decode="beam", beam_size=3)
+    assert beam.options.length_penalty == 1.0  # written before train chose one on val
     assert beam.translate(expected["source"]) == expected["beam3"]
 
 

@@ -9,7 +9,7 @@ import torch
 
 from conftest import ROOT, TINY_DE, make_cfg
 from nmt import Translator
-from nmt.checkpoint import CheckpointError
+from nmt.checkpoint import Checkpoint, CheckpointError
 from nmt.model_folder import export
 
 
@@ -28,6 +28,7 @@ def test_export_then_load_translates_like_the_checkpoint_without_unpickling(fold
     ckpt, folder = folders[family]
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "vocab"]
     reference = Translator.from_checkpoint(ckpt, decode="beam", beam_size=3, n_best=2)
+    stored = Checkpoint.load(ckpt).decode_defaults
 
     def no_pickle(*args, **kwargs):
         raise AssertionError("a model folder must load without torch.load (pickle)")
@@ -40,6 +41,9 @@ def test_export_then_load_translates_like_the_checkpoint_without_unpickling(fold
     config = json.loads((folder / "config.json").read_text())
     assert config["architecture"] == family and config["languages"] == {"src": "de", "tgt": "en"}
     assert config["training"]["step"] == reference.info["step"] and config["vocab"]["kind"] == "word"
+    # the length penalty nmt.train chose on val travels with the folder
+    assert config["decode_defaults"] == stored != {}
+    assert loaded.options.length_penalty == reference.options.length_penalty == config["decode_defaults"]["length_penalty"]
     card = (folder / "README.md").read_text()
     test = config["test"]  # scored on the prepared test split, with signatures
     assert [s["name"] for s in test] == ["BLEU", "chrF2"] and all("version:" in s["signature"] for s in test)

@@ -111,3 +111,40 @@ def test_attention_heatmap_has_a_colour_bar_and_the_score_in_its_title():
     fig = attention_figure(np.full((3, 2), 0.5), ["ein", "hund"], ["a", "dog", "</s>"], "a dog\nlog-probability -0.42")
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "attention weight"  # the image and its colour bar
     assert "-0.42" in fig.axes[0].get_title()
+
+
+def test_an_unset_length_penalty_is_the_one_train_chose_on_val(tiny_checkpoint, tmp_path):
+    """decode.length_penalty unset (null): the checkpoint's decode default, which nmt.train
+    chose on val; set: that value; an ensemble: the mean of its members'; none stored: 1.0."""
+    from nmt import Translator
+    from nmt.inference import search_options
+    from nmt.checkpoint import Checkpoint
+
+    ckpt = Checkpoint.load(tiny_checkpoint)
+    own = ckpt.decode_defaults["length_penalty"]  # the tiny run chose one at its end
+    ckpt.decode_defaults = {"length_penalty": 2.0, "chosen_on": "a test"}
+    ckpt.save(tmp_path / "lp2.pt")
+    assert Translator.from_checkpoint(tmp_path / "lp2.pt").options.length_penalty == 2.0
+    assert Translator.from_config(make_cfg(f"ckpt={tmp_path / 'lp2.pt'}")).options.length_penalty == 2.0
+    fixed = Translator.from_config(make_cfg(f"ckpt={tmp_path / 'lp2.pt'}", "decode.length_penalty=0.6"))
+    assert fixed.options.length_penalty == 0.6
+    assert Translator.from_checkpoint(tmp_path / "lp2.pt", length_penalty=1.0).options.length_penalty == 1.0
+    both = Translator.from_checkpoint([tmp_path / "lp2.pt", tiny_checkpoint])
+    assert both.options.length_penalty == pytest.approx((2.0 + own) / 2)
+    ckpt.decode_defaults = {}
+    ckpt.save(tmp_path / "none.pt")
+    assert Translator.from_checkpoint(tmp_path / "none.pt").options.length_penalty == 1.0
+    # the search runs with it: the same n-best scores as with the value given explicitly,
+    # for translate(), translate_split() with a decode config that leaves it unset, and the CLI
+    tuned = Translator.from_checkpoint(tmp_path / "lp2.pt", beam_size=3, n_best=3)
+    explicit = Translator.from_checkpoint(tmp_path / "none.pt", beam_size=3, n_best=3, length_penalty=2.0)
+    assert [t.n_best for t in tuned.translate_detailed(TINY_DE)] == [t.n_best for t in explicit.translate_detailed(TINY_DE)]
+    from nmt.store import load_prepared
+
+    data, _, _ = load_prepared(tuned.prepared_dir)
+    unset = make_cfg("decode=beam").decode
+    assert unset.length_penalty is None
+    assert ([h.tokens for h in tuned.translate_split(data["test"], unset)]
+            == [h.tokens for h in explicit.translate_split(data["test"], search_options(unset, length_penalty=2.0))])
+    result = run(make_cfg(f"ckpt={tmp_path / 'lp2.pt'}", "translate.split=test"), tmp_path / "cli")
+    assert result["hyps"] == TINY_EN

@@ -122,8 +122,12 @@ def translate_job(cfg, run_dir: Path) -> dict:
               "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 1), "decode": str(tr.options.kind),
               "beam_size": tr.options.beam_size if tr.options.kind == "beam" else 1,
               "quantize": tr.info.get("quantize", "none"), "hyp_file": out_file}
+    search = f"{tr.options.kind} search"
+    if tr.options.kind == "beam":
+        result["length_penalty"] = tr.options.length_penalty
+        search = f"beam search ({tr.options.beam_size}, length penalty {tr.options.length_penalty:g})"
     print(f"translate: {len(lines)} sentences in {seconds:.1f}s ({result['sentences_per_s']} sentences/s), "
-          f"{tr.options.kind} search; hypotheses in {out_file}", file=sys.stderr)
+          f"{search}; hypotheses in {out_file}", file=sys.stderr)
     if job.refs:
         check_references(job.refs, job.ref_names, len(lines), "the input")
         s = cfg.scoring

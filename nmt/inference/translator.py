@@ -68,6 +68,18 @@ def search_options(base: Any = None, **overrides) -> DecodeConfig:
     return opts
 
 
+def with_length_penalty(options: DecodeConfig, length_penalty: float) -> DecodeConfig:
+    """`options` with an unset length penalty (null: "the model's") set to `length_penalty`."""
+    return options if options.length_penalty is not None else dataclasses.replace(options, length_penalty=length_penalty)
+
+
+def tuned_length_penalty(ckpts) -> float:
+    """The length penalty nmt.train chose on val for these checkpoints (their mean for an
+    ensemble, 1.0 for a member without one), or 1.0."""
+    values = [float(c.decode_defaults.get("length_penalty", 1.0)) for c in ckpts]
+    return round(sum(values) / len(values), 3) if values else 1.0
+
+
 def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantization for CPU inference: the weights of every Linear (the output
     projection included) and GRU/LSTM/RNN layer are stored as int8, activations are quantized
@@ -118,7 +130,7 @@ class Translator:
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
         pp = OmegaConf.structured(PreprocessConfig)
         self.preprocess = OmegaConf.merge(pp, preprocess) if preprocess is not None else pp
-        self.options = search_options(decode)
+        self.options = with_length_penalty(search_options(decode), 1.0)
         self.device = torch.device(device)
         self.max_tokens = max_tokens
         self.info = info or {}
@@ -134,7 +146,8 @@ class Translator:
         (`model.ensemble`: log-probabilities averaged at every search step), which needs the same
         vocabularies and preprocessing in every member.
         `decode`: "beam" | "greedy" | a decode config; keyword options (beam_size, n_best,
-        length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it.
+        length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it. A length penalty
+        left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
         `quantize="int8"`: int8 weights on the CPU."""
         from nmt.checkpoint import Checkpoint, recommended_checkpoint
         from nmt.model.ensemble import Ensemble
@@ -156,7 +169,8 @@ class Translator:
         info = {"checkpoint": " + ".join(p.name for p in paths), **ckpt.info(), "quantize": str(quantize)}  # names, never paths
         if len(ckpts) > 1:
             info["ensemble"] = [{"checkpoint": p.name, **c.info()} for p, c in zip(paths, ckpts)]
-        return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, search_options(decode, **decode_overrides),
+        options = with_length_penalty(search_options(decode, **decode_overrides), tuned_length_penalty(ckpts))
+        return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, options,
                    device, max_tokens, info, ckpt.prepared.get("dir"), ckpt.vocab_fingerprint())
 
     @classmethod
@@ -244,7 +258,7 @@ class Translator:
         on stderr (sentences)."""
         from tqdm import tqdm
 
-        options = options or self.options
+        options = with_length_penalty(options or self.options, self.options.length_penalty)
         hyps: list[Hypothesis | None] = [None] * len(sources)
         todo = [i for i, s in enumerate(sources) if len(s)]
         for i, s in enumerate(sources):

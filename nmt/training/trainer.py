@@ -18,9 +18,9 @@ from tqdm import tqdm
 from nmt.batching import LengthBatchSampler
 from nmt.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
 from nmt.collate import make_loader
-from nmt.config import Device, StopMetric, plain
+from nmt.config import Device, SearchKind, StopMetric, plain
 from nmt.distributed import DistInfo, init_distributed
-from nmt.inference.translator import Translator
+from nmt.inference.translator import Translator, search_options
 from nmt.model import build_model
 from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
 from nmt.subword_sampling import resegmenter_from_config
@@ -374,6 +374,7 @@ class Trainer:
                    "n_params": self.n_params, "recommended": str(self.ckpt_dir / "best.pt")}
         if self.dist.is_main:
             summary.update(self.average_final())
+            summary.update(self.choose_length_penalty(Path(summary["recommended"]), summary.get("selection", {})))
             (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
         self.log.close(self.run_dir / "learning_curves.png")
         return summary
@@ -409,6 +410,37 @@ class Trainer:
         return {f"avg_{metric}": greedy[metric], "averaged_steps": steps,
                 "selection": {"search": search, "metric": str(metric), **selection},
                 "recommended": str(self.ckpt_dir / pick)}
+
+    def choose_length_penalty(self, recommended: Path, selection: dict) -> dict:
+        """train.length_penalties: beam search on val with each penalty for the recommended
+        checkpoint; the best BLEU (ties: the penalty nearer 1.0) goes into best.pt's and avg.pt's
+        decode defaults, which translate, serve and Translator use while decode.length_penalty
+        is unset. Returns the summary's entry ({} when off: greedy search, no val BLEU, a
+        length penalty fixed in the decode group, or no checkpoint to score)."""
+        grid, decode = list(self.tcfg.length_penalties), self.cfg.decode
+        if (not grid or decode.kind != SearchKind.beam or not self.tcfg.val_bleu
+                or decode.length_penalty is not None or not recommended.is_file()):
+            return {}
+        weights = Checkpoint.load(recommended).weights
+        scores = {}
+        for lp in grid:  # the selection above already scored the recommended checkpoint at 1.0
+            known = selection.get(recommended.name) if lp == 1.0 and selection.get("metric") == "bleu" else None
+            scores[lp] = known if known is not None else self.score_weights(
+                weights, search_options(decode, length_penalty=lp))["bleu"]
+        chosen = max(grid, key=lambda lp: (round(scores[lp], 2), -abs(lp - 1.0)))
+        search = f"beam {decode.beam_size}"
+        stored = []
+        for name in ("best.pt", "avg.pt"):
+            if (self.ckpt_dir / name).is_file():
+                ckpt = Checkpoint.load(self.ckpt_dir / name)
+                ckpt.decode_defaults = {"length_penalty": chosen, "chosen_on": f"val BLEU, {search}, {recommended.name}"}
+                ckpt.save(self.ckpt_dir / name)
+                stored.append(name)
+        self.say(f"train: length penalty on val ({search}, {recommended.name}): "
+                 + ", ".join(f"{lp:g} {v:.2f}" for lp, v in scores.items())
+                 + f"; chosen {chosen:g}, stored in {' and '.join(stored)} (decode.length_penalty=X overrides it)")
+        return {"length_penalty": {"chosen": chosen, "search": search, "checkpoint": recommended.name,
+                                   "val_bleu": {f"{lp:g}": v for lp, v in scores.items()}}}
 
     def score_weights(self, weights: dict, decode) -> dict:
         """{loss, ppl[, bleu]} on val of this model with `weights`, BLEU with the search `decode`."""
