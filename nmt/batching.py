@@ -9,7 +9,8 @@ from functools import partial
 import numpy as np
 from torch.utils.data import Sampler
 
-from nmt.config import BatchKind, Oversized, choice
+from nmt.config import BatchKind, Oversized
+from nmt.config_rules import choice
 
 Batches = list[np.ndarray]  # each batch: the example indices it holds, a view into one index array
 

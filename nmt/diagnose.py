@@ -11,7 +11,7 @@ from nmt.cli import entry_point
 
 
 def run(cfg, run_dir: Path) -> Path:
-    from nmt.config import ckpt_list
+    from nmt.config_rules import ckpt_list
     from nmt.diagnosis import diagnose, plot, report
 
     paths = ckpt_list(cfg.ckpt) + list(cfg.diagnose.ckpts)

@@ -196,7 +196,7 @@ def export(cfg) -> Path:
     """`nmt.export`: the checkpoint `cfg.ckpt` as a model folder at `cfg.export.output`, with
     test scores on `cfg.export.split` of the prepared data when `cfg.export.score`."""
     from nmt.atomic import check_output_dir, output_lock
-    from nmt.config import ckpt_list
+    from nmt.config_rules import ckpt_list
 
     paths = ckpt_list(cfg.ckpt)
     if not paths:

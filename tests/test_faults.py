@@ -14,7 +14,7 @@ import torch
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt.checkpoint import Checkpoint, CheckpointError, content_hash
-from nmt.config import ConfigError, check_config
+from nmt.config_rules import ConfigError, check_config
 from nmt.corpus import CorpusError
 from nmt.preparation import prepare
 from nmt.atomic import atomic_dir, remove_stale_scratch

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt.atomic import OutputError, RunDirBusy
 from nmt.checkpoint import Checkpoint, CheckpointError
-from nmt.config import ConfigError, check_config
+from nmt.config_rules import ConfigError, check_config
 from nmt.preparation import prepare
 from nmt.train import run as train
 from nmt.translate import run as translate

@@ -8,7 +8,8 @@ from omegaconf import OmegaConf
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
 from nmt.checkpoint import Checkpoint
-from nmt.config import ConfigError, ModelConfig, check_config
+from nmt.config import ModelConfig
+from nmt.config_rules import ConfigError, check_config
 from nmt.inference.search import beam_search, greedy_search
 from nmt.model import Transformer, build_model
 from nmt.train import run

@@ -41,6 +41,7 @@ from nmt.inference.translator import Translation, Translator, search_options
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
 
 
 class TranslateRequest(BaseModel):
@@ -313,13 +314,78 @@ class Decoding:
         return libre_response(req, best, others, self.pair.get("src", ""))
 
 
+def error_response(status: int, message: str, **extra) -> "JSONResponse":
+    """Every error the server answers: {"error": message, ...} with `status`."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse(status_code=status, content={"error": message, **extra})
+
+
+def add_error_handlers(app: "FastAPI") -> None:
+    """Validation errors (422) and HTTP errors in the server's one error shape."""
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
+                    for e in exc.errors()]
+        first = problems[0] if problems else {"where": "body", "problem": "invalid"}
+        return error_response(422, f"invalid request: {first['where']}: {first['problem']}", detail=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        message = "the body is not valid UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
+        return error_response(exc.status_code, message)
+
+
+def translations_json(results: list[Translation], options, attention: bool) -> dict:
+    """POST /translate's answer in our shape: {"translations": [{text, score, n_best?, attention?}]}."""
+    return {"translations": [
+        {"text": r.text, "score": r.score,
+         "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None,
+         **({"source_pieces": r.source_pieces, "target_pieces": r.target_pieces,
+             "attention": r.attention.round(4).tolist() if r.attention is not None else None}
+            if attention else {})}
+        for r in results]}
+
+
+async def handle_translate(request: Request, service: "Decoding", translator: Translator, serve_cfg):
+    """POST /translate: our shape ({"text": ...}, answered {"translations": [...]}) or
+    LibreTranslate's ({"q": ..., "source", "target"}, JSON or form-encoded, answered
+    {"translatedText": ...})."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from pydantic import ValidationError
+
+    try:
+        payload = await read_payload(request)
+    except RequestProblem as problem:
+        return error_response(problem.status, str(problem))
+    if is_libretranslate(payload):
+        try:
+            key_pending = getattr(request.state, "api_key_pending", False)
+            return JSONResponse(await service.libre_translate(payload, key_pending))  # LibreTranslate's shape
+        except LibreProblem as problem:
+            return error_response(problem.status, str(problem))
+    if getattr(request.state, "api_key_pending", False):
+        return error_response(401, MISSING_KEY)
+    try:
+        req = TranslateRequest.model_validate(payload)
+    except ValidationError as err:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
+    try:
+        texts, options = read_request(req, translator.options, serve_cfg)
+        results = await service.translate_texts(texts, options, bool(req.attention))
+    except RequestProblem as problem:
+        return error_response(problem.status, str(problem))
+    return translations_json(results, options, bool(req.attention))
+
+
 def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     """The FastAPI application around one Translator (`serve_cfg`: the `serve` config group)."""
     from fastapi import FastAPI
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import HTMLResponse, JSONResponse
-    from pydantic import ValidationError
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi.responses import HTMLResponse
 
     batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
                              serve_cfg.max_batch_tokens, serve_cfg.max_request_slice)
@@ -333,24 +399,8 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     app = FastAPI(title="nmt translation server", version="1", lifespan=lifespan,
                   description="Translate with a trained nmt checkpoint; concurrent requests are batched.")
     app.state.batcher = batcher
-
-    def error(status: int, message: str, **extra) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"error": message, **extra})
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError):
-        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-                    for e in exc.errors()]
-        first = problems[0] if problems else {"where": "body", "problem": "invalid"}
-        return error(422, f"invalid request: {first['where']}: {first['problem']}", detail=problems)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        message = "the body is not valid UTF-8 JSON" if exc.status_code == 400 else str(exc.detail)
-        return error(exc.status_code, message)
-
+    add_error_handlers(app)
     app.add_middleware(RequestGuard, serve_cfg=serve_cfg)
-
     pair = translator.info.get("languages") or {}
     service = Decoding(translator, batcher, serve_cfg, pair)
 
@@ -362,34 +412,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     async def translate(request: Request):
         """Our shape ({"text": ...}, answered {"translations": [...]}) or LibreTranslate's
         ({"q": ..., "source", "target"}, JSON or form-encoded, answered {"translatedText": ...})."""
-        try:
-            payload = await read_payload(request)
-        except RequestProblem as problem:
-            return error(problem.status, str(problem))
-        if is_libretranslate(payload):
-            try:
-                key_pending = getattr(request.state, "api_key_pending", False)
-                return JSONResponse(await service.libre_translate(payload, key_pending))  # LibreTranslate's shape
-            except LibreProblem as problem:
-                return error(problem.status, str(problem))
-        if getattr(request.state, "api_key_pending", False):
-            return error(401, MISSING_KEY)
-        try:
-            req = TranslateRequest.model_validate(payload)
-        except ValidationError as err:
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
-        try:
-            texts, options = read_request(req, translator.options, serve_cfg)
-            results = await service.translate_texts(texts, options, bool(req.attention))
-        except RequestProblem as problem:
-            return error(problem.status, str(problem))
-        return {"translations": [
-            {"text": r.text, "score": r.score,
-             "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None,
-             **({"source_pieces": r.source_pieces, "target_pieces": r.target_pieces,
-                 "attention": r.attention.round(4).tolist() if r.attention is not None else None}
-                if req.attention else {})}
-            for r in results]}
+        return await handle_translate(request, service, translator, serve_cfg)
 
     @app.get("/languages")
     async def supported_languages():

@@ -20,7 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from nmt.batching import decoding_batches
 from nmt.collate import collate
-from nmt.config import DecodeConfig, PreprocessConfig, Quantize, SearchKind, check_search, choice, ckpt_list
+from nmt.config import DecodeConfig, PreprocessConfig, Quantize, SearchKind
+from nmt.config_rules import check_search, choice, ckpt_list
 from nmt.corpus import DropCounts, clean_chunk
 from nmt.inference.search import Hypothesis, search
 from nmt.store import split_table
