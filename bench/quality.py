@@ -52,9 +52,10 @@ class Scorer:
         from nmt.inference.translator import search_options
 
         tr = self.translator(ckpts)
-        if split not in self.jobs:
-            self.jobs[split] = split_job(tr, split, tr.prepared_dir)
-        job = self.jobs[split]
+        key = (str(tr.prepared_dir), split)  # runs on other vocabularies read their own prepared ids
+        if key not in self.jobs:
+            self.jobs[key] = split_job(tr, split, tr.prepared_dir)
+        job = self.jobs[key]
         started = time.time()
         opts = search_options(tr.options, beam_size=beam, length_penalty=length_penalty)
         hyps = tr.detokenize(tr.translate_ids(job.sources, opts))

@@ -266,9 +266,14 @@ def first_sentence(message: str, limit: int = 120) -> str:
 
 
 def vocab_fingerprint(files: dict[str, bytes]) -> str:
-    """sha256 over vocabulary files: equal fingerprints, equal id mappings."""
+    """sha256 over vocabulary files: equal fingerprints, equal id mappings. A SentencePiece
+    `X.model` counts through its `X.vocab` (every piece and score, one line per id): the model's
+    bytes also hold the scratch paths prepare trained it from, which differ between two
+    preparations of the same data (sentencepiece can rewrite them only through protobuf,
+    which nmt does not otherwise need)."""
     h = hashlib.sha256()
-    _feed(h, files)
+    _feed(h, {name: blob for name, blob in files.items()
+              if not (name.endswith(".model") and name[:-len(".model")] + ".vocab" in files)})
     return h.hexdigest()
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY_MODEL, make_cfg
+from conftest import TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt import Translator
 from nmt.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
 from nmt.train import run as train
@@ -103,3 +103,20 @@ def test_missing_and_foreign_files(tmp_path):
     (tmp_path / "text.pt").write_bytes(pickle.dumps("hello"))
     with pytest.raises(CheckpointError, match="damaged checkpoint"):
         Checkpoint.load(tmp_path / "text.pt")
+
+
+def test_preparing_the_same_data_twice_gives_the_same_vocabulary_fingerprint(tmp_path):
+    """Two spm preparations of one corpus hold the same pieces, though the .model bytes carry
+    each run's scratch paths: a checkpoint of one reads the other's splits and ensembles with
+    its models. Another vocabulary size is another fingerprint."""
+    from nmt.checkpoint import vocab_files, vocab_fingerprint
+    from nmt.preparation import prepare
+
+    for split in ("train", "val", "test_2016_flickr"):
+        write_lines(tmp_path / f"{split}.de", TINY_DE * 3)
+        write_lines(tmp_path / f"{split}.en", TINY_EN * 3)
+    prints = {}
+    for name, size in (("a", 40), ("b", 40), ("c", 45)):
+        prepare(make_cfg(f"data.root={tmp_path}", f"prepared_dir={tmp_path / name}", f"vocab.vocab_size={size}"))
+        prints[name] = vocab_fingerprint(vocab_files(tmp_path / name / "vocab"))
+    assert prints["a"] == prints["b"] != prints["c"]
