@@ -77,10 +77,12 @@ def average_window(run: Path, k: int) -> Path | None:
 
 
 def pick_length_penalty(scorer: Scorer, ckpts: tuple[Path, ...], penalties: list[float], record: dict) -> float:
-    """The beam-5 length penalty with the best val BLEU (ties: the smaller change from 1.0)."""
+    """The beam-5 length penalty with the best val BLEU, by nmt.train's rule."""
+    from nmt.inference.translator import best_length_penalty
+
     val = {lp: scorer.score(ckpts, "valid", 5, lp)["bleu"] for lp in penalties}
     record["val_beam5_by_length_penalty"] = val
-    return max(penalties, key=lambda lp: (val[lp], -abs(lp - 1.0)))
+    return best_length_penalty(val)
 
 
 def report_run(scorer: Scorer, run: Path, penalties: list[float], windows: list[int]) -> dict:

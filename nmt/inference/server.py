@@ -10,28 +10,23 @@ attention weights (one row per target piece and EOS, one column per source piece
 GET / a page to try the model (nmt.inference.page); GET /health, GET /info, GET /docs (OpenAPI).
 Bad requests get a 4xx with {"error": ...}.
 
-Dynamic batching: requests that arrive while the model is busy, and under concurrent traffic
-those within `max_wait_ms` of the first one, are decoded together in one batched search (up to
-`max_batch_sentences` sentences within the token budget of `max_batch_tokens` padded source
-tokens: nmt.batching's rule); each response gets exactly its own sentences back, in order.
+Dynamic batching (nmt.inference.batcher): requests that arrive while the model is busy, and
+under concurrent traffic those within `max_wait_ms` of the first one, are decoded together in
+one batched search; each response gets exactly its own sentences back, in order.
 SIGTERM (or Ctrl-C) stops accepting connections and finishes the requests in flight.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.requests import Request  # at module level: FastAPI reads the route's annotation by name
 
-from nmt.batching import fits_token_budget
+from nmt.inference.batcher import DynamicBatcher
 from nmt.inference.http_limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap,
                                        exposure_warning, guarded_protocol, open_log_files)
 from nmt.inference.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
@@ -106,133 +101,6 @@ class TranslationOut(BaseModel):
 
 class TranslateResponse(BaseModel):
     translations: List[TranslationOut]
-
-
-@dataclass
-class Pending:
-    """One slice of a request waiting in the batcher: its source ids, the request's decoding
-    options and future, the translations of its slices decoded so far, the slices to come."""
-
-    sources: list[list[int]]
-    options_key: tuple[int, int, bool]  # (beam_size, n_best, attention): batched with others of the same key
-    future: asyncio.Future
-    results: list = field(default_factory=list)
-    rest: list = field(default_factory=list)  # the request's later slices
-
-    def next_slice(self) -> "Pending":
-        return Pending(self.rest[0], self.options_key, self.future, self.results, self.rest[1:])
-
-
-class DynamicBatcher:
-    """Gathers concurrent requests and decodes them in one batched search on one worker thread.
-
-    A batch opens with the first waiting request and takes every request that arrives within
-    `max_wait_ms`, up to `max_batch_sentences` sentences within the token budget of
-    `max_batch_tokens` padded source tokens (a single request larger than that is decoded
-    alone). While a batch decodes, new requests queue and form the next one.
-    `max_batch_sentences=1` turns batching off. A request of more than `max_slice` sentences is
-    decoded a slice at a time, each next slice queued behind the requests that came meanwhile:
-    one client's large request delays another's by one slice, not by all of it."""
-
-    def __init__(self, translator: Translator, max_wait_ms: float, max_batch_sentences: int, max_batch_tokens: int,
-                 max_slice: int = 16):
-        self.translator, self.max_slice = translator, max_slice
-        self.max_wait = max_wait_ms / 1000.0
-        self.max_sentences, self.max_tokens = max_batch_sentences, max_batch_tokens
-        self.queue: asyncio.Queue[Pending] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="nmt-decode")
-        self.carry: Pending | None = None  # a request that did not fit the previous batch
-        self.stats = {"requests": 0, "sentences": 0, "batches": 0, "largest_batch": 0}
-        self.task: asyncio.Task | None = None
-        self.last_batch_requests = 0  # > 1: there is concurrent traffic worth waiting for
-
-    def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            await asyncio.gather(self.task, return_exceptions=True)
-        self.executor.shutdown(wait=True)
-
-    async def submit(self, sources: list[list[int]], options, attention: bool = False) -> list[Translation]:
-        """Decode `sources` with the search `options` (batched with other requests of the same
-        beam_size, n_best and attention); their translations, in order."""
-        future = asyncio.get_running_loop().create_future()
-        slices = [sources[i:i + self.max_slice] for i in range(0, len(sources), self.max_slice)] or [[]]
-        await self.queue.put(Pending(slices[0], (options.beam_size, options.n_best, attention), future, [], slices[1:]))
-        return await future
-
-    async def _next(self, timeout: float | None) -> Pending | None:
-        if self.carry is not None:
-            item, self.carry = self.carry, None
-            return item
-        if timeout is None:
-            return await self.queue.get()
-        if timeout <= 0:
-            return self.queue.get_nowait() if not self.queue.empty() else None
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
-
-    async def _gather(self) -> list[Pending]:
-        first = await self._next(None)
-        batch, n, longest = [first], len(first.sources), max(map(len, first.sources), default=0)
-        # requests queued while the model was busy always join; waiting for more pays only under
-        # concurrent traffic (the last batch held several requests): a lone client is never delayed
-        deadline = time.perf_counter() + (self.max_wait if self.last_batch_requests > 1 else 0.0)
-        while n < self.max_sentences:
-            item = await self._next(deadline - time.perf_counter())
-            if item is None:
-                break
-            size, item_longest = len(item.sources), max(max(map(len, item.sources), default=0), longest)
-            # a large request's next slice does not join a batch that others opened: they would
-            # wait for the slice's decoding; it opens the next batch instead
-            continuing = bool(item.results) and item.future is not first.future
-            if continuing or n + size > self.max_sentences or \
-                    not fits_token_budget(n + size, item_longest, self.max_tokens):
-                self.carry = item
-                break
-            batch.append(item)
-            n, longest = n + size, item_longest
-        self.last_batch_requests = len(batch)
-        return batch
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = await self._gather()
-            groups: dict[tuple[int, int, bool], list[Pending]] = {}
-            for item in batch:
-                groups.setdefault(item.options_key, []).append(item)
-            for (beam_size, n_best, attention), items in groups.items():
-                sources = [s for item in items for s in item.sources]
-                opts = search_options(self.translator.options, beam_size=beam_size, n_best=n_best)
-                try:
-                    results = await loop.run_in_executor(self.executor, self._decode, sources, opts, attention)
-                except Exception as err:  # a bug, not bad input (that is refused before): fail these requests only
-                    for item in items:
-                        if not item.future.done():
-                            item.future.set_exception(err)
-                    continue
-                self.stats["batches"] += 1
-                self.stats["largest_batch"] = max(self.stats["largest_batch"], len(sources))
-                start = 0
-                for item in items:
-                    k = len(item.sources)
-                    item.results.extend(results[start:start + k])
-                    start += k
-                    self.stats["sentences"] += k
-                    if item.rest:  # behind the requests that came while this slice decoded
-                        self.queue.put_nowait(item.next_slice())
-                    elif not item.future.done():
-                        item.future.set_result(item.results)
-                        self.stats["requests"] += 1
-
-    def _decode(self, sources: list[list[int]], opts, attention: bool = False) -> list[Translation]:
-        hyps = self.translator.translate_ids(sources, opts, attention)
-        return [self.translator.translation(h, s, attention) for h, s in zip(hyps, sources)]
 
 
 class RequestProblem(ValueError):

@@ -74,6 +74,12 @@ def with_length_penalty(options: DecodeConfig, length_penalty: float) -> DecodeC
     return options if options.length_penalty is not None else dataclasses.replace(options, length_penalty=length_penalty)
 
 
+def best_length_penalty(val_bleu: dict[float, float]) -> float:
+    """The length penalty with the best val BLEU (to 0.01; ties: the one nearer 1.0): the rule
+    nmt.train and bench/quality.py choose by."""
+    return max(val_bleu, key=lambda lp: (round(val_bleu[lp], 2), -abs(lp - 1.0)))
+
+
 def tuned_length_penalty(ckpts) -> float:
     """The length penalty nmt.train chose on val for these checkpoints (their mean for an
     ensemble, 1.0 for a member without one), or 1.0."""

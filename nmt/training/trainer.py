@@ -1,5 +1,6 @@
 """The Trainer: a training run as named steps — build, resume, train_step, validate, save,
-should_stop — around one loop (`fit`). Teacher forcing, gradient clipping, validation with
+should_stop, finish — around one loop (`fit`); the end-of-run averaging and length-penalty
+choice are `training.final_choice`. Teacher forcing, gradient clipping, validation with
 early stopping, divergence checks, resumable checkpoints; one CPU, one GPU or DDP ranks."""
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ from tqdm import tqdm
 from nmt.batching import LengthBatchSampler
 from nmt.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
 from nmt.collate import make_loader
-from nmt.config import Device, SearchKind, StopMetric, plain
+from nmt.config import Device, StopMetric, plain
 from nmt.distributed import DistInfo, init_distributed
-from nmt.inference.translator import Translator, search_options
+from nmt.inference.translator import Translator
 from nmt.model import build_model
 from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
 from nmt.subword_sampling import resegmenter_from_config
 from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
+from nmt.training.final_choice import FinalChoice
 from nmt.training.metrics_log import MetricsLog
 from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
                                 teacher_forcing_ratio)
@@ -97,7 +99,7 @@ def load_training_data(prepared_dir: Path):
     return data, meta, vocabs
 
 
-class Trainer:
+class Trainer(FinalChoice):
     """One training run of `cfg` (the composed config) into `run_dir`.
 
     Construction builds everything (process group, device, data, model, optimizer, schedule,
@@ -378,77 +380,6 @@ class Trainer:
             (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
         self.log.close(self.run_dir / "learning_curves.png")
         return summary
-
-    def average_final(self) -> dict:
-        """train.average_last=K: average the newest K step_N.pt copies into checkpoints/avg.pt,
-        validate it as best.pt was validated (greedy), then score both on val with the search
-        that translate will use (the decode group: beam 5 by default) and recommend the better.
-        Returns the summary's averaging entries ({} when off or fewer than 2 copies)."""
-        from nmt.averaging import average_checkpoints
-
-        k, metric = self.tcfg.average_last, self.tcfg.early_stopping_metric
-        paths = sorted(self.ckpt_dir.glob("step_*.pt"))[-k:] if k else []
-        if len(paths) < 2:
-            if k:
-                self.say(f"train: note: {len(paths)} step checkpoint(s), so no avg.pt (train.average_last={k} "
-                         f"averages the saves made every train.checkpoint_every={self.tcfg.checkpoint_every} steps)")
-            return {}
-        averaged = average_checkpoints(paths)
-        averaged.save(self.ckpt_dir / "avg.pt")
-        steps = [int(p.stem.split("_")[1]) for p in paths]
-        greedy = self.score_weights(averaged.weights, "greedy")
-        self.log.write("valid_avg", self.progress.step, **greedy, averaged_steps=steps)
-        candidates = {"avg.pt": averaged.weights}
-        if (self.ckpt_dir / "best.pt").is_file():
-            candidates["best.pt"] = Checkpoint.load(self.ckpt_dir / "best.pt").weights
-        selection = {name: self.score_weights(weights, self.cfg.decode)[metric] for name, weights in candidates.items()}
-        pick = (max if metric == StopMetric.bleu else min)(selection, key=selection.get)
-        search = f"beam {self.cfg.decode.beam_size}" if self.cfg.decode.kind == "beam" else "greedy"
-        self.say(f"train: averaged {len(paths)} checkpoints (steps {steps[0]}-{steps[-1]}) into avg.pt: val {metric} "
-                 f"{greedy[metric]:.3f} greedy (best.pt {self.progress.best_score:.3f}); with {search}: "
-                 + ", ".join(f"{n} {v:.3f}" for n, v in selection.items()) + f"; recommended: {self.ckpt_dir / pick}")
-        return {f"avg_{metric}": greedy[metric], "averaged_steps": steps,
-                "selection": {"search": search, "metric": str(metric), **selection},
-                "recommended": str(self.ckpt_dir / pick)}
-
-    def choose_length_penalty(self, recommended: Path, selection: dict) -> dict:
-        """train.length_penalties: beam search on val with each penalty for the recommended
-        checkpoint; the best BLEU (ties: the penalty nearer 1.0) goes into best.pt's and avg.pt's
-        decode defaults, which translate, serve and Translator use while decode.length_penalty
-        is unset. Returns the summary's entry ({} when off: greedy search, no val BLEU, a
-        length penalty fixed in the decode group, or no checkpoint to score)."""
-        grid, decode = list(self.tcfg.length_penalties), self.cfg.decode
-        if (not grid or decode.kind != SearchKind.beam or not self.tcfg.val_bleu
-                or decode.length_penalty is not None or not recommended.is_file()):
-            return {}
-        weights = Checkpoint.load(recommended).weights
-        scores = {}
-        for lp in grid:  # the selection above already scored the recommended checkpoint at 1.0
-            known = selection.get(recommended.name) if lp == 1.0 and selection.get("metric") == "bleu" else None
-            scores[lp] = known if known is not None else self.score_weights(
-                weights, search_options(decode, length_penalty=lp))["bleu"]
-        chosen = max(grid, key=lambda lp: (round(scores[lp], 2), -abs(lp - 1.0)))
-        search = f"beam {decode.beam_size}"
-        stored = []
-        for name in ("best.pt", "avg.pt"):
-            if (self.ckpt_dir / name).is_file():
-                ckpt = Checkpoint.load(self.ckpt_dir / name)
-                ckpt.decode_defaults = {"length_penalty": chosen, "chosen_on": f"val BLEU, {search}, {recommended.name}"}
-                ckpt.save(self.ckpt_dir / name)
-                stored.append(name)
-        self.say(f"train: length penalty on val ({search}, {recommended.name}): "
-                 + ", ".join(f"{lp:g} {v:.2f}" for lp, v in scores.items())
-                 + f"; chosen {chosen:g}, stored in {' and '.join(stored)} (decode.length_penalty=X overrides it)")
-        return {"length_penalty": {"chosen": chosen, "search": search, "checkpoint": recommended.name,
-                                   "val_bleu": {f"{lp:g}": v for lp, v in scores.items()}}}
-
-    def score_weights(self, weights: dict, decode) -> dict:
-        """{loss, ppl[, bleu]} on val of this model with `weights`, BLEU with the search `decode`."""
-        model = build_model(self.cfg.model, self.validator.src_vocab.size, self.tgt_vocab.size, self.tgt_vocab.pad_id)
-        model.load_state_dict(weights)
-        translator = Translator(model.to(self.device), self.validator.src_vocab, self.tgt_vocab,
-                                self.validator.preprocess, decode=decode, device=self.device)
-        return validate(translator, self.data["valid"], self.tcfg.val_max_sentences, self.tcfg.val_bleu)
 
     # ------------------------------------------------------------------ helpers
 
