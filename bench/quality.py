@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from nmt.checkpoint import recommended_checkpoint  # noqa: E402
+
 
 def scores(hyps: list[str], refs: list[list[str]]) -> dict:
     from nmt.scoring import score_corpus
@@ -88,7 +90,7 @@ def pick_length_penalty(scorer: Scorer, ckpts: tuple[Path, ...], penalties: list
 def report_run(scorer: Scorer, run: Path, penalties: list[float], windows: list[int]) -> dict:
     summary = json.loads((run / "train_summary.json").read_text())
     ckpts = {"best": run / "checkpoints/best.pt", "avg": run / "checkpoints/avg.pt"}
-    rec = Path(summary["recommended"])
+    rec = recommended_checkpoint(run)  # by name inside `run`: run dirs get moved and copied
     record = {"run": str(run), "steps": summary["steps"], "epochs": summary["epochs"],
               "train_minutes": summary["train_minutes"], "val_greedy": {}, "val_beam5": {},
               "recommended": rec.name, "summary": summary}
@@ -120,7 +122,7 @@ def stored_penalty(scorer: Scorer, ckpts: tuple[Path, ...], record: dict) -> Non
 
 
 def report_ensemble(scorer: Scorer, runs: list[Path], penalties: list[float]) -> dict:
-    members = tuple(Path(json.loads((r / "train_summary.json").read_text())["recommended"]) for r in runs)
+    members = tuple(recommended_checkpoint(r) for r in runs)
     record = {"members": [str(m) for m in members], "val_beam5": scorer.score(members, "valid", 5)["bleu"]}
     lp = pick_length_penalty(scorer, members, penalties, record) if penalties else 1.0
     record["test_beam5"] = scorer.score(members, "test", 5)

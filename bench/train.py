@@ -6,8 +6,9 @@ Reference size: embedding 256, hidden 256, bidirectional 1-layer encoder, 1-laye
 attention; GRU and LSTM; and `model=transformer` (conf/model/transformer.yaml). Batches come
 from the real bucketing loader. FLOPs are counted with
 torch's FlopCounterMode (forward + backward matmuls) on the timed batches. The timed batches run
-three times; the median round counts. For GRU the same batches also run with torch's
-cross_entropy and the per-parameter Adam loop, rounds interleaved: `speedup_vs_unfused`. Prints one
+five times; the median round counts. For GRU the same batches also run with torch's
+cross_entropy and the per-parameter Adam loop (`speedup_vs_unfused`), and with the encoder run
+through pack_padded_sequence and torch's dropout (`speedup_vs_torch_rnn_paths`), rounds interleaved. Prints one
 JSON object last.
 """
 from __future__ import annotations
@@ -32,6 +33,7 @@ import nmt.config  # noqa: E402,F401
 from nmt.batching import LengthBatchSampler  # noqa: E402
 from nmt.collate import make_loader  # noqa: E402
 from nmt.model import build_model  # noqa: E402
+from nmt.model.dropout import Dropout  # noqa: E402
 from nmt.preparation import prepare  # noqa: E402
 from nmt.store import load_prepared  # noqa: E402
 from nmt.training.optim import make_optimizer  # noqa: E402
@@ -48,12 +50,19 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def make_step(cfg, vocabs, unfused: bool = False):
+def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False):
     """A training step on a fresh model. unfused: torch's cross_entropy and the per-parameter
-    Adam loop instead of nmt's loss and fused Adam (the comparison for this bench's ratio)."""
+    Adam loop instead of nmt's loss and fused Adam; torch_rnn_paths: the RNN encoder through
+    pack_padded_sequence and torch's dropout, instead of the encoder's per-direction run and
+    nmt's CPU dropout (the comparisons for this bench's ratios)."""
     src_vocab, tgt_vocab = vocabs
     torch.manual_seed(0)
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).train()
+    if torch_rnn_paths:
+        model.encoder.packed = True
+        for module in model.modules():
+            if isinstance(module, Dropout):
+                module.fast = False
     opt = (torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=False, foreach=False) if unfused
            else make_optimizer(model, cfg.train))
 
@@ -74,9 +83,9 @@ def make_step(cfg, vocabs, unfused: bool = False):
     return step
 
 
-def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 3, compare: bool = False) -> dict:
+def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 5, compare: bool = False) -> dict:
     """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
-    the unfused step, its rounds interleaved with these, and the ratio."""
+    the unfused step and the packed-encoder step, their rounds interleaved with these, and the ratios."""
     sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
     batches = []
     for b in make_loader(train_split, sampler, vocabs[1].pad_id):
@@ -86,6 +95,7 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     variants = {"nmt": make_step(cfg, vocabs)}
     if compare:
         variants["unfused"] = make_step(cfg, vocabs, unfused=True)
+        variants["torch_rnn_paths"] = make_step(cfg, vocabs, torch_rnn_paths=True)
     timed = batches[warmup:]
     rounds = {name: [] for name in variants}
     for name, step in variants.items():
@@ -110,6 +120,8 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     if compare:
         out["unfused_tgt_tokens_per_s"] = round(tok_s["unfused"])
         out["speedup_vs_unfused"] = round(tok_s["nmt"] / tok_s["unfused"], 3)
+        out["torch_rnn_paths_tgt_tokens_per_s"] = round(tok_s["torch_rnn_paths"])
+        out["speedup_vs_torch_rnn_paths"] = round(tok_s["nmt"] / tok_s["torch_rnn_paths"], 3)
     return out
 
 

@@ -71,6 +71,66 @@ def test_packed_equals_unpacked_on_unpadded_input():
     assert torch.allclose(packed_out, plain_out, atol=1e-6)
 
 
+def encode_with_grads(encoder, src, lengths, packed):
+    """Outputs, final states and parameter gradients of one forward/backward pass."""
+    encoder.packed = packed
+    encoder.zero_grad()
+    out, state = encoder(src, lengths)
+    (out.pow(2).sum() + sum(s.pow(3).sum() for s in state)).backward()
+    return out.detach(), [s.detach() for s in state], [p.grad.clone() for p in encoder.parameters()]
+
+
+@pytest.mark.parametrize("cell,bidirectional,layers", [("gru", True, 1), ("gru", True, 3), ("gru", False, 2),
+                                                       ("rnn", True, 2), ("rnn", False, 1)])
+def test_per_direction_encoder_equals_packed_encoder_with_gradients(cell, bidirectional, layers):
+    # the CPU path (each direction on the padded batch, the backward one reversed within each
+    # sentence) computes what the packed path computes, gradients included, on ragged batches
+    torch.manual_seed(0)
+    model = build_model(model_cfg(cell=cell, bidirectional=bidirectional, enc_layers=layers), 40, 30, PAD_ID)
+    lengths = torch.tensor([7, 3, 5, 1, 7])
+    src = torch.randint(4, 40, (5, 7))
+    src[torch.arange(7)[None] >= lengths[:, None]] = PAD_ID
+    packed = encode_with_grads(model.encoder, src, lengths, packed=True)
+    reversed_ = encode_with_grads(model.encoder, src, lengths, packed=False)
+    torch.testing.assert_close(reversed_[0], packed[0], atol=1e-6, rtol=1e-5)
+    assert reversed_[0][1, 3:].abs().max() == 0  # zero at padding, like pad_packed_sequence
+    for a, b in zip(reversed_[1] + reversed_[2], packed[1] + packed[2]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cell,expected", [("gru", "forward_reversed"), ("rnn", "forward_reversed"),
+                                           ("lstm", "forward_packed")])
+def test_encoder_picks_the_per_direction_path_on_cpu_except_for_lstm(cell, expected):
+    model = build_model(model_cfg(cell=cell), 40, 30, PAD_ID).eval()
+    src, lengths, _ = padded_batch()
+    out, state = model.encoder(src, lengths)
+    want_out, want_state = getattr(model.encoder, expected)(model.encoder.embedding(src), lengths)
+    assert torch.equal(out, want_out) and all(torch.equal(a, b) for a, b in zip(state, want_state))
+
+
+def test_cpu_dropout_rate_scale_gradient_and_seed():
+    from nmt.model.dropout import Dropout, dropout
+
+    x = torch.randn(64, 50, 64, requires_grad=True)
+    torch.manual_seed(3)
+    out = dropout(x, 0.3, training=True)
+    dropped = out == 0
+    assert abs(dropped.float().mean().item() - 0.3) < 0.01
+    torch.testing.assert_close(out[~dropped], x[~dropped] / 0.7, atol=1e-6, rtol=1e-4)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, (~dropped).float() / 0.7, atol=1e-6, rtol=1e-4)
+    torch.manual_seed(3)
+    assert torch.equal(dropout(x, 0.3, training=True), out)  # the seed fixes the mask
+    assert not torch.equal(dropout(x, 0.3, training=True), out)
+    assert dropout(x, 0.3, training=False) is x and dropout(x, 0.0, training=True) is x
+    assert (dropout(x, 1.0, training=True) == 0).all()
+    layer = Dropout(0.5)
+    assert layer.eval()(x) is x
+    assert abs((layer.train()(x) == 0).float().mean().item() - 0.5) < 0.01
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.5)
+
+
 def test_teacher_forcing_one_equals_stepwise_gold_and_ratio_zero_feeds_predictions():
     torch.manual_seed(0)
     model = build_model(model_cfg(), 40, 30, PAD_ID).eval()

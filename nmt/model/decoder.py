@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from nmt.model.attention import Attention, build_attention
-from nmt.model.dropout import EmbeddingDropout
+from nmt.model.dropout import Dropout, EmbeddingDropout
 from nmt.model.encoder import State, as_state, rnn_class
 
 
@@ -40,7 +40,7 @@ class OutputLayer(nn.Module):
         out_dim = tied.embedding_dim if tied is not None else hidden_dim
         needs_combine = context_dim > 0 or out_dim != hidden_dim
         self.combine = nn.Linear(hidden_dim + context_dim, out_dim) if needs_combine else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.proj = nn.Linear(out_dim, vocab_size)
         if tied is not None:
             self.proj.weight = tied.weight
@@ -119,7 +119,7 @@ class BahdanauDecoder(nn.Module):
         self.attention = build_attention("bahdanau", hidden_dim, memory_dim)
         self.upper = (rnn_class(cell)(hidden_dim, hidden_dim, num_layers - 1, batch_first=True,
                                       dropout=dropout if num_layers > 2 else 0.0) if num_layers > 1 else None)
-        self.layer_dropout = nn.Dropout(dropout)
+        self.layer_dropout = Dropout(dropout)
         self.output = OutputLayer(hidden_dim, memory_dim, vocab_size, dropout, embedding if tie else None)
 
     init_state = Decoder.init_state
@@ -171,7 +171,7 @@ class InputFeedingDecoder(nn.Module):
         self.input_feed = nn.Linear(hidden_dim, g, bias=False)
         self.inputs = nn.ModuleList(nn.Linear(hidden_dim, g) for _ in range(num_layers - 1))  # layers 2..L
         self.hiddens = nn.ModuleList(nn.Linear(hidden_dim, g) for _ in range(num_layers))
-        self.layer_dropout = nn.Dropout(dropout)
+        self.layer_dropout = Dropout(dropout)
         self.attention = build_attention("luong", hidden_dim, memory_dim)
         self.combine = nn.Linear(hidden_dim + memory_dim, hidden_dim)
         self.output = OutputLayer(hidden_dim, 0, vocab_size, dropout, embedding if tie else None)
