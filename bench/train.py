@@ -85,7 +85,7 @@ def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False)
 
 def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 5, compare: bool = False) -> dict:
     """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
-    the unfused step and the packed-encoder step, their rounds interleaved with these, and the ratios."""
+    the unfused step and the step on torch's RNN paths (packed encoder, torch's dropout), their rounds interleaved with these, and the ratios."""
     sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
     batches = []
     for b in make_loader(train_split, sampler, vocabs[1].pad_id):
