@@ -8,8 +8,8 @@ from the real bucketing loader. FLOPs are counted with
 torch's FlopCounterMode (forward + backward matmuls) on the timed batches. The timed batches run
 five times; the median round counts. For GRU the same batches also run with torch's
 cross_entropy and the per-parameter Adam loop (`speedup_vs_unfused`), and with the encoder run
-through pack_padded_sequence and torch's dropout (`speedup_vs_torch_rnn_paths`), rounds interleaved. Prints one
-JSON object last.
+through pack_padded_sequence and torch's dropout (`speedup_vs_torch_rnn_paths`), and under bf16
+autocast (`bf16_speedup`, `train.precision=bf16`), rounds interleaved. Prints one JSON object last.
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ from nmt.model import build_model  # noqa: E402
 from nmt.model.dropout import Dropout  # noqa: E402
 from nmt.preparation import prepare  # noqa: E402
 from nmt.store import load_prepared  # noqa: E402
-from nmt.training.optim import make_optimizer  # noqa: E402
+from nmt.config import Precision  # noqa: E402
+from nmt.training.optim import autocast_context, make_optimizer  # noqa: E402
 
 
 def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
@@ -50,11 +51,12 @@ def matmul_rate(dtype: torch.dtype, n: int = 1024, reps: int = 20) -> float:
     return 2 * n ** 3 * reps / (time.perf_counter() - t0) / 1e9
 
 
-def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False):
+def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False, bf16: bool = False):
     """A training step on a fresh model. unfused: torch's cross_entropy and the per-parameter
     Adam loop instead of nmt's loss and fused Adam; torch_rnn_paths: the RNN encoder through
     pack_padded_sequence and torch's dropout, instead of the encoder's per-direction run and
-    nmt's CPU dropout (the comparisons for this bench's ratios)."""
+    nmt's CPU dropout; bf16: the forward under bf16 autocast, as `train.precision=bf16` runs it
+    (the comparisons for this bench's ratios)."""
     src_vocab, tgt_vocab = vocabs
     torch.manual_seed(0)
     model = build_model(cfg.model, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id).train()
@@ -73,7 +75,8 @@ def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False)
         return model.loss(logits, tgt_out, cfg.train.label_smoothing)
 
     def step(b):
-        logits = model(b.src, b.src_lengths, b.tgt_in)
+        with autocast_context(torch.device("cpu"), Precision.bf16 if bf16 else Precision.fp32):
+            logits = model(b.src, b.src_lengths, b.tgt_in)
         loss = loss_fn(logits, b.tgt_out) / b.n_tokens
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -85,7 +88,8 @@ def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False)
 
 def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 5, compare: bool = False) -> dict:
     """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
-    the unfused step and the step on torch's RNN paths (packed encoder, torch's dropout), their rounds interleaved with these, and the ratios."""
+    the unfused step, the step on torch's RNN paths (packed encoder, torch's dropout) and the
+    bf16-autocast step, their rounds interleaved with these, and the ratios."""
     sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
     batches = []
     for b in make_loader(train_split, sampler, vocabs[1].pad_id):
@@ -96,6 +100,7 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     if compare:
         variants["unfused"] = make_step(cfg, vocabs, unfused=True)
         variants["torch_rnn_paths"] = make_step(cfg, vocabs, torch_rnn_paths=True)
+        variants["bf16"] = make_step(cfg, vocabs, bf16=True)
     timed = batches[warmup:]
     rounds = {name: [] for name in variants}
     for name, step in variants.items():
@@ -122,6 +127,8 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
         out["speedup_vs_unfused"] = round(tok_s["nmt"] / tok_s["unfused"], 3)
         out["torch_rnn_paths_tgt_tokens_per_s"] = round(tok_s["torch_rnn_paths"])
         out["speedup_vs_torch_rnn_paths"] = round(tok_s["nmt"] / tok_s["torch_rnn_paths"], 3)
+        out["bf16_tgt_tokens_per_s"] = round(tok_s["bf16"])
+        out["bf16_speedup"] = round(tok_s["bf16"] / tok_s["nmt"], 3)
     return out
 
 
