@@ -139,6 +139,9 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["gru", "lstm", "transformer"])
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. vocab.vocab_size=5000")
     args = ap.parse_args()
+    # `--models gru model.hidden_dim=384`: argparse hands the override to --models; move it back
+    args.overrides += [m for m in args.models if "=" in m]
+    args.models = [m for m in args.models if "=" not in m]
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         out = {"threads": torch.get_num_threads()}
