@@ -315,6 +315,20 @@ def resolve_resume(resume, run_dir: Path) -> Path | None:
     return target
 
 
+def run_checkpoints(path: Path) -> list[Path]:
+    """`ckpt=RUN_DIR` of a run trained with `train.members=N`: the checkpoint each member
+    recommends (an ensemble); of any other path, [recommended_checkpoint(path)]."""
+    import json
+
+    path = Path(path)
+    summary = path / "train_summary.json"
+    if path.is_dir() and summary.is_file():
+        members = json.loads(summary.read_text()).get("members")
+        if members:
+            return [recommended_checkpoint(path / m) for m in members]  # by name: the run dir may have moved
+    return [recommended_checkpoint(path)]
+
+
 def recommended_checkpoint(path: Path) -> Path:
     """`ckpt=RUN_DIR`: the checkpoint a finished training run recommends (train_summary.json's
     `recommended`: best.pt, or avg.pt when it scored higher on val), else its best.pt; any other

@@ -108,6 +108,7 @@ class Precision(StrEnum):
     fp32 = "fp32"
     bf16 = "bf16"
     fp16 = "fp16"
+    auto = "auto"  # bf16 where the device computes it natively (AVX-512 BF16 or AMX CPUs, bf16 GPUs), else fp32
 
 
 class SearchKind(StrEnum):
@@ -288,8 +289,11 @@ class TrainConfig:
     resume: Any = False  # false | true (this run dir) | auto (this run dir's last.pt if any) | a run dir or checkpoint
     seed: int = 1
     threads: int = 0  # torch CPU threads; 0 = all cores
+    # >1: train this many independently seeded models side by side, each in its own process with
+    # threads/members threads, as one ensemble (RUN_DIR/member_K; ckpt=RUN_DIR translates with all)
+    members: int = 1
     device: Device = Device.auto
-    precision: Precision = Precision.fp32  # fp16: CUDA with grad scaler
+    precision: Precision = Precision.fp32  # bf16 | fp16 (CUDA, with grad scaler) | auto
     deterministic: bool = False
     tensorboard: bool = True
 

@@ -154,6 +154,18 @@ def check_rules(cfg) -> None:
         if tokenize not in BLEU.TOKENIZERS:
             raise ConfigError(f"scoring.tokenize={tokenize}: must be one of {' | '.join(BLEU.TOKENIZERS)} "
                               "(sacreBLEU's tokenizers). Fix: scoring.tokenize=13a, or leave it out")
+    if train.members < 1:
+        raise ConfigError(f"train.members={train.members}: the number of models to train. Fix: train.members=1 "
+                          "(one model) or more (an ensemble trained side by side)")
+    if train.members > 1:
+        from nmt.distributed import launched_by_torchrun
+
+        if launched_by_torchrun():
+            raise ConfigError(f"train.members={train.members} starts its own processes. Fix: python -m nmt.train "
+                              "without torchrun, or train.members=1 under torchrun")
+        if str(train.resume).lower() not in ("false", "0", "", "none"):
+            raise ConfigError(f"train.members={train.members} with train.resume={train.resume}: members resume one "
+                              "by one. Fix: python -m nmt.train train.resume=RUN_DIR/member_K, then its other members")
     if train.precision == Precision.fp16 and not _has_cuda():
         raise ConfigError("train.precision=fp16 needs CUDA. Fix: train.precision=bf16 or fp32 on a CPU")
     if train.device == Device.cuda and not _has_cuda():

@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nmt.checkpoint import Checkpoint, CheckpointError, recommended_checkpoint
+from nmt.checkpoint import Checkpoint, CheckpointError, run_checkpoints
 
 FORMAT = "nmt-model-folder"
 FORMAT_VERSION = 1
@@ -207,7 +207,11 @@ def export(cfg) -> Path:
     if not cfg.export.output:
         raise ValueError("no output folder given. Fix: export.output=DIR")
     output = check_output_dir(Path(cfg.export.output), "export.output", is_model_folder)  # an earlier export is replaced
-    source = recommended_checkpoint(Path(paths[0]))  # ckpt=RUN_DIR: the checkpoint the run recommends
+    sources = run_checkpoints(Path(paths[0]))  # ckpt=RUN_DIR: the checkpoint the run recommends
+    if len(sources) > 1:
+        raise ValueError(f"ckpt={paths[0]}: a run of {len(sources)} members (train.members), and export writes "
+                         f"one model. Fix: export a member, ckpt={Path(paths[0]) / 'member_0'}")
+    source = sources[0]
     ckpt = Checkpoint.load(source)
     scores = test_scores(cfg) if cfg.export.score else None
     config = folder_config(ckpt, source.name, scores)

@@ -1,6 +1,7 @@
 """Entry point: train an RNN encoder-decoder on a prepared dataset (nmt.training.Trainer).
 
     python -m nmt.train prepared_dir=OUT model=gru|lstm|rnn train.max_epochs=N [train.resume=RUN_DIR]
+    python -m nmt.train train.members=2 ...   # two seeds side by side, one ensemble
     torchrun --nproc-per-node=2 -m nmt.train prepared_dir=OUT ...
 """
 from __future__ import annotations
@@ -11,10 +12,18 @@ from nmt.cli import entry_point
 
 
 def run(cfg, run_dir: Path) -> dict:
-    """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return a summary."""
+    """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return a summary.
+    train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members)."""
     import torch
 
     from nmt.training.trainer import Trainer
+
+    if cfg.train.members > 1:
+        from hydra.core.hydra_config import HydraConfig
+
+        from nmt.training.members import train_members
+
+        return train_members(cfg, run_dir, list(HydraConfig.get().overrides.task))
 
     try:
         return Trainer(cfg, run_dir).fit()
@@ -25,9 +34,10 @@ def run(cfg, run_dir: Path) -> dict:
 
 def _errors():
     from nmt.training.divergence import DivergedError
+    from nmt.training.members import MemberFailed
     from nmt.training.trainer import Interrupted
 
-    return (DivergedError, Interrupted)
+    return (DivergedError, Interrupted, MemberFailed)
 
 
 main = entry_point("train", run, _errors())

@@ -204,3 +204,22 @@ def test_resume_auto_starts_fresh_or_continues(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints/last.pt").write_bytes(b"x")
     assert resolve_resume("auto", tmp_path) == tmp_path / "checkpoints/last.pt"  # a requeued job
+
+
+def test_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
+    from pathlib import Path
+
+    from nmt.config import Precision
+    from nmt.training import optim
+
+    cpu = torch.device("cpu")
+    for native, expected in ((True, Precision.bf16), (False, Precision.fp32)):
+        monkeypatch.setattr(optim, "cpu_has_bf16", lambda native=native: native)
+        assert optim.resolve_precision(Precision.auto, cpu) == expected
+    for given in (Precision.fp32, Precision.bf16):
+        assert optim.resolve_precision(given, cpu) == given
+    monkeypatch.undo()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():  # torch's probe agrees with what the kernel reports
+        flags = set(cpuinfo.read_text().split())
+        assert optim.cpu_has_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)

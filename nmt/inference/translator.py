@@ -148,7 +148,7 @@ class Translator:
     def from_checkpoint(cls, path: str | Path | Sequence[str | Path], decode: Any = "beam", device: str = "cpu",
                         quantize: str | None = None, max_tokens: int = 4000, **decode_overrides) -> "Translator":
         """Load `path`, a checkpoint file, a model folder (nmt.export) or a training run dir (the
-        checkpoint it recommends: best.pt or avg.pt), verified (no code runs, content hash,
+        checkpoint it recommends: best.pt or avg.pt; its members' for `train.members=N`), verified (no code runs, content hash,
         finite weights), for inference. A list of several: an ensemble
         (`model.ensemble`: log-probabilities averaged at every search step), which needs the same
         vocabularies and preprocessing in every member.
@@ -156,14 +156,14 @@ class Translator:
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it. A length penalty
         left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
         `quantize="int8"`: int8 weights on the CPU."""
-        from nmt.checkpoint import Checkpoint, recommended_checkpoint
+        from nmt.checkpoint import Checkpoint, run_checkpoints
         from nmt.model.ensemble import Ensemble
         from nmt.model_folder import is_model_folder, read_folder
 
         quantize = choice(Quantize, quantize or "none", "quantize")
         if quantize == Quantize.int8 and str(device) != "cpu":
             raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
-        paths = [recommended_checkpoint(Path(p)) for p in ([path] if isinstance(path, (str, Path)) else path)]
+        paths = [c for p in ([path] if isinstance(path, (str, Path)) else path) for c in run_checkpoints(Path(p))]
         if not paths:
             raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
         ckpts = [read_folder(p) if is_model_folder(p) else Checkpoint.load(p) for p in paths]

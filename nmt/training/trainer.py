@@ -19,7 +19,7 @@ from tqdm import tqdm
 from nmt.batching import LengthBatchSampler
 from nmt.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
 from nmt.collate import make_loader
-from nmt.config import Device, StopMetric, plain
+from nmt.config import Device, Precision, StopMetric, plain
 from nmt.distributed import DistInfo, init_distributed
 from nmt.inference.translator import Translator
 from nmt.model import build_model
@@ -29,7 +29,7 @@ from nmt.training.divergence import DivergedError, divergence_message, loss_prob
 from nmt.training.final_choice import FinalChoice
 from nmt.training.metrics_log import MetricsLog
 from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
-                                teacher_forcing_ratio)
+                                resolve_precision, teacher_forcing_ratio)
 from nmt.training.rng import rng_states_for_rank, rng_states_of_all_ranks, set_rng_states
 from nmt.training.validation import validate
 
@@ -113,6 +113,10 @@ class Trainer(FinalChoice):
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.dist = init_distributed()
         self.device = pick_device(self.tcfg.device, self.dist)
+        self.precision = resolve_precision(self.tcfg.precision, self.device)
+        if self.tcfg.precision == Precision.auto:
+            self.say(f"train: precision=auto: {self.precision} on {self.device.type} "
+                     f"({'native bf16' if self.precision == Precision.bf16 else 'no native bf16'})", file=sys.stderr)
         torch.set_num_threads(cpu_threads(self.tcfg.threads, self.dist.world_size))
         torch.use_deterministic_algorithms(self.tcfg.deterministic)
         torch.manual_seed(self.tcfg.seed + self.dist.rank)
@@ -129,7 +133,7 @@ class Trainer(FinalChoice):
                                                       self.dist.world_size, resegment=self.resegment)
         self.total_steps = self.tcfg.max_steps or self.tcfg.max_epochs * len(self.sampler.epoch_batches(0))
         self.scheduler = make_scheduler(self.optimizer, self.tcfg, self.schedule_position)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.tcfg.precision == "fp16")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == Precision.fp16)
         self.loader = make_loader(self.data["train"], self.sampler, self.tgt_vocab.pad_id,
                                   self.tcfg.batching.num_workers, self.resegment)
         self.loss_limit = self.tcfg.max_loss_factor * math.log(max(self.tgt_vocab.size, 2))
@@ -254,7 +258,7 @@ class Trainer(FinalChoice):
         p, tcfg = self.progress, self.tcfg
         batch = batch.to(self.device)
         ratio = teacher_forcing_ratio(tcfg, p.step, self.total_steps)
-        with autocast_context(self.device, tcfg.precision):
+        with autocast_context(self.device, self.precision):
             logits = self.net(batch.src, batch.src_lengths, batch.tgt_in, ratio)
         loss = self.model.loss(logits, batch.tgt_out, tcfg.label_smoothing) / batch.n_tokens
         loss_value = loss.item()
@@ -392,7 +396,7 @@ class Trainer(FinalChoice):
         t = self.tcfg
         return DivergedError(divergence_message(
             problem, step, self.saved, self.ckpt_dir, lr=t.lr, clip_grad_norm=t.clip_grad_norm,
-            warmup_steps=t.warmup_steps, schedule=str(t.schedule), precision=str(t.precision),
+            warmup_steps=t.warmup_steps, schedule=str(t.schedule), precision=str(self.precision),
             checkpoint_every=t.checkpoint_every))
 
     def patience_message(self) -> str:

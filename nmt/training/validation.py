@@ -37,8 +37,18 @@ def validate(translator, split, max_sentences: int = 0, bleu: bool = True) -> di
     result = {"loss": total / max(tokens, 1)}
     result["ppl"] = math.exp(min(result["loss"], 50))
     if bleu:
-        hyps = translator.detokenize(translator.translate_ids(table.column("src_ids").to_pylist()))
-        refs = table.column("tgt_text").to_pylist()
-        result["bleu"] = score_corpus(hyps, [refs], ["bleu"])[0]["score"]
+        result["bleu"] = split_bleu(translator, split)
     model.train(was_training)
     return result
+
+
+@torch.no_grad()
+def split_bleu(translator, split, max_sentences: int = 0) -> float:
+    """BLEU of a Translator's translations (its search options) of a prepared split (its first
+    `max_sentences` examples when > 0); an ensemble too, which has no teacher-forced loss."""
+    table = split_table(split)
+    if max_sentences and len(table) > max_sentences:
+        table = table.slice(0, max_sentences)
+    hyps = translator.detokenize(translator.translate_ids(table.column("src_ids").to_pylist()))
+    refs = table.column("tgt_text").to_pylist()
+    return score_corpus(hyps, [refs], ["bleu"])[0]["score"]
