@@ -10,7 +10,10 @@ five times; the median round counts. For GRU the same batches also run with torc
 cross_entropy and the per-parameter Adam loop (`speedup_vs_unfused`), and with the encoder run
 through pack_padded_sequence and torch's dropout (`speedup_vs_torch_rnn_paths`), and under bf16
 autocast (`bf16_speedup`, `train.precision=bf16`; null where this CPU's bf16 matmul is slower
-than its fp32 one), rounds interleaved. Prints one JSON object last.
+than its fp32 one), rounds interleaved. `gru.members`: as many one-thread processes as there
+are threads, stepping side by side, against one process with all of them (`train.members`'s
+premise: `members_speedup` is their target tokens/s in all over the one process's), in fp32
+and, where it pays, bf16. Prints one JSON object last.
 """
 from __future__ import annotations
 
@@ -87,17 +90,23 @@ def make_step(cfg, vocabs, unfused: bool = False, torch_rnn_paths: bool = False,
     return step
 
 
+def first_batches(cfg, train_split, pad_id: int, n: int) -> list:
+    """The first `n` batches the real bucketing loader gives."""
+    sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
+    batches = []
+    for b in make_loader(train_split, sampler, pad_id):
+        batches.append(b)
+        if len(batches) == n:
+            break
+    return batches
+
+
 def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int = 5, compare: bool = False,
                bf16: bool = False) -> dict:
     """Target tokens/s over `steps` real batches (median of `rounds_n` rounds); compare: also
     the unfused step, the step on torch's RNN paths (packed encoder, torch's dropout) and the
     bf16-autocast step (only with bf16=True), their rounds interleaved with these, and the ratios."""
-    sampler = LengthBatchSampler.from_config(train_split, cfg.train.batching)
-    batches = []
-    for b in make_loader(train_split, sampler, vocabs[1].pad_id):
-        batches.append(b)
-        if len(batches) == warmup + steps:
-            break
+    batches = first_batches(cfg, train_split, vocabs[1].pad_id, warmup + steps)
     variants = {"nmt": make_step(cfg, vocabs)}
     if compare:
         variants["unfused"] = make_step(cfg, vocabs, unfused=True)
@@ -138,6 +147,63 @@ def train_rate(cfg, train_split, vocabs, steps: int, warmup: int, rounds_n: int 
     return out
 
 
+def _member_worker(overrides: list[str], prep: str, steps: int, warmup: int, rounds_n: int, bf16: bool,
+                   barrier, results) -> None:
+    """One member of `members_rate`: one thread, the same batches, timed between barriers."""
+    torch.set_num_threads(1)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    dd, _, vocabs = load_prepared(Path(prep))
+    batches = first_batches(cfg, dd["train"], vocabs[1].pad_id, warmup + steps)
+    step = make_step(cfg, vocabs, bf16=bf16)
+    for b in batches[:warmup]:
+        step(b)
+    for _ in range(rounds_n):
+        barrier.wait()  # start together
+        t0 = time.perf_counter()
+        for b in batches[warmup:]:
+            step(b)
+        results.put(time.perf_counter() - t0)
+        barrier.wait()  # the parent's own round runs while the members wait here
+
+
+def members_rate(cfg, overrides: list[str], prep: Path, vocabs, steps: int, warmup: int, bf16: bool,
+                 n: int = 2, rounds_n: int = 3) -> dict:
+    """`train.members=n`'s premise: n one-thread processes training side by side against one
+    process with all the threads, on the same batches, rounds interleaved. Returns target
+    tokens/s of each (the members' in all: n x their batches' tokens / the slowest member's time)."""
+    import multiprocessing as mp
+
+    dd = load_prepared(prep)[0]
+    batches = first_batches(cfg, dd["train"], vocabs[1].pad_id, warmup + steps)
+    tokens = sum(b.n_tokens for b in batches[warmup:])
+    step = make_step(cfg, vocabs, bf16=bf16)
+    for b in batches[:warmup]:
+        step(b)
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(n + 1), ctx.Queue()
+    workers = [ctx.Process(target=_member_worker, args=(overrides, str(prep), steps, warmup, rounds_n, bf16,
+                                                          barrier, results)) for _ in range(n)]
+    for w in workers:
+        w.start()
+    one, together = [], []
+    for _ in range(rounds_n):
+        t0 = time.perf_counter()
+        for b in batches[warmup:]:
+            step(b)
+        one.append(time.perf_counter() - t0)
+        barrier.wait()  # members run
+        barrier.wait()  # members done
+        together.append(max(results.get() for _ in range(n)))
+    for w in workers:
+        w.join()
+    single = tokens / sorted(one)[len(one) // 2]
+    members = n * tokens / sorted(together)[len(together) // 2]
+    return {"precision": "bf16" if bf16 else "fp32", "one_process_tgt_tokens_per_s": round(single),
+            "members": n, "members_tgt_tokens_per_s": round(members), "per_member": round(members / n),
+            "members_speedup": round(members / single, 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=60)
@@ -164,6 +230,11 @@ def main() -> None:
             dd, meta, vocabs = load_prepared(Path(tmp) / "prep")
             out[cell] = train_rate(cfg, dd["train"], vocabs, args.steps, args.warmup, compare=cell == "gru",
                                    bf16=bf16_pays)
+            if cell == "gru" and torch.get_num_threads() > 1:
+                members_overrides = [f"prepared_dir={tmp}/prep", f"model={cell}", *args.overrides]
+                out[cell]["members"] = [members_rate(cfg, members_overrides, Path(tmp) / "prep", vocabs, args.steps,
+                                                     args.warmup, bf16, n=torch.get_num_threads())
+                                        for bf16 in ([False, True] if bf16_pays else [False])]
             epoch_tokens = int(dd["train"].data.column("tgt_len").to_numpy().sum()) - len(dd["train"])
             out[cell]["epoch_seconds"] = round(epoch_tokens / out[cell]["tgt_tokens_per_s"], 1)
             out["vocab"] = meta["vocab"]
