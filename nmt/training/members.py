@@ -63,8 +63,8 @@ def run_members(commands: list[list[str]], logs: list[Path | None]) -> list[int]
     import threading
 
     procs, files = [], []
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_terminated)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if main_thread else None
     try:
         for command, log in zip(commands, logs):
             out = open(log, "w") if log else None
@@ -79,8 +79,8 @@ def run_members(commands: list[list[str]], logs: list[Path | None]) -> list[int]
             p.wait()
         raise
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
         for f in files:
             if f:
                 f.close()
