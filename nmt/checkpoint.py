@@ -295,10 +295,15 @@ def keep_step_copy(ckpt_dir: Path, step: int, keep: int) -> None:
         old.unlink()
 
 
+def resume_asked(resume) -> bool:
+    """Whether train.resume asks for anything (false, 0, empty and null do not)."""
+    return not (resume is False or resume is None or str(resume).lower() in ("false", "0", ""))
+
+
 def resolve_resume(resume, run_dir: Path) -> Path | None:
     """train.resume: false -> None; true -> this run dir's last.pt; auto -> that if it exists,
     else None (a requeued cluster job); a run dir or a .pt file."""
-    if resume is False or resume is None or str(resume).lower() in ("false", "0", ""):
+    if not resume_asked(resume):
         return None
     if str(resume).lower() == "auto":
         target = Path(run_dir) / "checkpoints" / "last.pt"

@@ -163,7 +163,9 @@ def check_rules(cfg) -> None:
         if launched_by_torchrun():
             raise ConfigError(f"train.members={train.members} starts its own processes. Fix: python -m nmt.train "
                               "without torchrun, or train.members=1 under torchrun")
-        if str(train.resume).lower() not in ("false", "0", "", "none"):
+        from nmt.checkpoint import resume_asked
+
+        if resume_asked(train.resume):
             raise ConfigError(f"train.members={train.members} with train.resume={train.resume}: members resume one "
                               "by one. Fix: python -m nmt.train train.resume=RUN_DIR/member_K, then its other members")
     if train.precision == Precision.fp16 and not _has_cuda():

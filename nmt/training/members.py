@@ -117,7 +117,7 @@ def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> dict:
     summaries = [json.loads((member_dir(run_dir, k) / "train_summary.json").read_text()) for k in range(n)]
     summary = {"members": [member_dir(run_dir, k).name for k in range(n)],
                "member_summaries": summaries, "run_dir": str(run_dir),
-               "ensemble": ensemble_val_scores(cfg, [member_dir(run_dir, k) for k in range(n)])}
+               "ensemble": ensemble_val_scores(cfg, [member_dir(run_dir, k) for k in range(n)], summaries)}
     with atomic_file(run_dir / "train_summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     e = summary["ensemble"]
@@ -127,10 +127,11 @@ def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> dict:
     return summary
 
 
-def ensemble_val_scores(cfg, members: list[Path]) -> dict:
+def ensemble_val_scores(cfg, members: list[Path], summaries: list[dict]) -> dict:
     """Val BLEU of the members together, as translate will run them (the decode group's search,
-    the mean of the length penalties the members chose), and of each member alone; only the
-    checkpoints with train.val_bleu=false."""
+    the mean of the length penalties the members chose), and of each member alone (from its
+    summary when it chose its penalty on val, else decoded here); only the checkpoints with
+    train.val_bleu=false."""
     import torch
 
     from nmt.checkpoint import recommended_checkpoint
@@ -145,8 +146,16 @@ def ensemble_val_scores(cfg, members: list[Path]) -> dict:
     valid = load_training_data(Path(cfg.prepared_dir))[0]["valid"]
     ensemble = Translator.from_checkpoint(paths, cfg.decode)
     bleu = split_bleu(ensemble, valid, cfg.train.val_max_sentences)
-    alone = [split_bleu(Translator.from_checkpoint(p, cfg.decode), valid, cfg.train.val_max_sentences)
-             for p in paths]
+    alone = [member_val_bleu(summary) or split_bleu(Translator.from_checkpoint(p, cfg.decode), valid,
+                                                    cfg.train.val_max_sentences)
+             for p, summary in zip(paths, summaries)]
     search = f"beam {cfg.decode.beam_size}" if cfg.decode.kind == "beam" else "greedy"
     return {"bleu": bleu, "member_bleu": alone, "search": search,
             "length_penalty": ensemble.options.length_penalty, "checkpoints": [str(p) for p in paths]}
+
+
+def member_val_bleu(summary: dict) -> float | None:
+    """A member's val BLEU at the length penalty it chose (its summary's `length_penalty`: the
+    recommended checkpoint with the decode group's search, as translate runs it), or None."""
+    chosen = summary.get("length_penalty")
+    return chosen["val_bleu"][f"{chosen['chosen']:g}"] if chosen else None
