@@ -20,11 +20,11 @@ sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-import nmt.config  # noqa: E402,F401
-from nmt.batching import LengthBatchSampler  # noqa: E402
-from nmt.collate import make_loader  # noqa: E402
-from nmt.preparation import prepare  # noqa: E402
-from nmt.store import load_prepared  # noqa: E402
+import nmt.config.schema  # noqa: E402,F401
+from nmt.data.batching import LengthBatchSampler  # noqa: E402
+from nmt.data.collate import make_loader  # noqa: E402
+from nmt.data.prepare import prepare  # noqa: E402
+from nmt.data.store import load_prepared  # noqa: E402
 
 
 def efficiency(batches, src_len, tgt_len) -> dict:

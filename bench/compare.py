@@ -54,9 +54,9 @@ def train(name: str, minutes: float, prepared: Path, out: Path, threads: int = 0
 def evaluate(run: Path, prepared: Path) -> dict:
     """Test BLEU/chrF and decode seconds, greedy and beam 5, of the run's best.pt."""
     from nmt import Translator
-    from nmt.store import load_prepared
-    from nmt.scoring import score_corpus
-    from nmt.store import split_table
+    from nmt.data.store import load_prepared
+    from nmt.analysis.scoring import score_corpus
+    from nmt.data.store import split_table
 
     data, _, _ = load_prepared(prepared)
     test = split_table(data["test"])
@@ -157,7 +157,7 @@ def main() -> None:
     print(table(results))
     print(f"\nval BLEU against minutes: {png}")
     if args.gradients:
-        from nmt.diagnosis import gradient_figure
+        from nmt.analysis.diagnosis import gradient_figure
 
         figure = args.out / f"gradients_{run_name('', args.minutes, args.threads).lstrip('_')}.png"
         print(gradient_figure({n: r / "checkpoints" / "best.pt" for n, r in runs.items()}, args.prepared, figure))

@@ -41,9 +41,9 @@ def build_corpus(n_pairs: int, out: Path) -> Path:
 def child(n_pairs: int) -> dict:
     from hydra import compose, initialize_config_dir
 
-    import nmt.config  # noqa: F401
-    from nmt.prepare import prepare
-    from nmt.store import load_prepared
+    import nmt.config.schema  # noqa: F401
+    from nmt.cli.prepare import prepare
+    from nmt.data.store import load_prepared
 
     with tempfile.TemporaryDirectory() as tmp:
         root = MULTI30K if n_pairs == 0 else build_corpus(n_pairs, Path(tmp) / "raw")

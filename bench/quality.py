@@ -24,11 +24,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nmt.checkpoint import recommended_checkpoint  # noqa: E402
+from nmt.runs.checkpoint import recommended_checkpoint  # noqa: E402
 
 
 def scores(hyps: list[str], refs: list[list[str]]) -> dict:
-    from nmt.scoring import score_corpus
+    from nmt.analysis.scoring import score_corpus
 
     out = {}
     for name, s in zip(("bleu", "chrf"), score_corpus(hyps, refs, ("bleu", "chrf"))):
@@ -50,7 +50,7 @@ class Scorer:
         return self.translators[ckpts]
 
     def score(self, ckpts: tuple[Path, ...], split: str, beam: int, length_penalty: float = 1.0) -> dict:
-        from nmt.inference.offline import split_job
+        from nmt.inference.translate_job import split_job
         from nmt.inference.translator import search_options
 
         tr = self.translator(ckpts)
@@ -67,7 +67,7 @@ class Scorer:
 
 def average_window(run: Path, k: int) -> Path | None:
     """checkpoints/avg_last{k}.pt: the mean of the newest k step copies (None if fewer are kept)."""
-    from nmt.averaging import average_checkpoints
+    from nmt.runs.averaging import average_checkpoints
 
     steps = sorted((run / "checkpoints").glob("step_*.pt"))
     if len(steps) < k:

@@ -119,15 +119,15 @@ class RssWatch:
 def compose(overrides: list[str]):
     from hydra import compose as hydra_compose, initialize_config_dir
 
-    import nmt.config  # noqa: F401
+    import nmt.config.schema  # noqa: F401
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         return hydra_compose("config", overrides=overrides)
 
 
 def child_prepare(root: Path, prep: Path) -> dict:
-    from nmt.preparation import prepare
-    from nmt.store import load_prepared
+    from nmt.data.prepare import prepare
+    from nmt.data.store import load_prepared
 
     watch = RssWatch()
     cfg = compose([f"data.root={root}", f"prepared_dir={prep}", "prepare.force=true", "preprocess.dedup=true"])
@@ -154,10 +154,10 @@ def child_prepare(root: Path, prep: Path) -> dict:
 
 
 def child_train(prep: Path, run_dir: Path, steps: int, alpha: float = 0.0) -> dict:
-    from nmt.batching import LengthBatchSampler
-    from nmt.collate import make_loader
-    from nmt.store import load_prepared
-    from nmt.train import run
+    from nmt.data.batching import LengthBatchSampler
+    from nmt.data.collate import make_loader
+    from nmt.data.store import load_prepared
+    from nmt.cli.train import run
 
     watch = RssWatch()
     cfg = compose([f"prepared_dir={prep}", f"train.max_steps={steps}", "train.val_bleu=false",

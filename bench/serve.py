@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from nmt import Translator  # noqa: E402
 from _common import newest_checkpoint  # noqa: E402  (bench/ is on sys.path when run as a script)
-from nmt.store import load_prepared  # noqa: E402
+from nmt.data.store import load_prepared  # noqa: E402
 
 ON: list[str] = []  # the defaults: serve.max_wait_ms=2, max_batch_sentences=64
 OFF = ["serve.max_wait_ms=0", "serve.max_batch_sentences=1"]

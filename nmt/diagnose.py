@@ -1,34 +1,5 @@
-"""Entry point: what vanishing gradients look like (nmt.diagnosis), for one or more checkpoints.
-
-    python -m nmt.diagnose ckpt=RUN/checkpoints/best.pt
-    python -m nmt.diagnose diagnose.ckpts=[A/checkpoints/best.pt,B/checkpoints/best.pt] prepared_dir=data/...
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from nmt.cli import entry_point
-
-
-def run(cfg, run_dir: Path) -> Path:
-    from nmt.config_rules import ckpt_list
-    from nmt.diagnosis import diagnose, plot, report
-
-    paths = ckpt_list(cfg.ckpt) + list(cfg.diagnose.ckpts)
-    if not paths:
-        raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt or diagnose.ckpts=[A,B]")
-    named = {}
-    for p in map(Path, paths):  # RUN/checkpoints/best.pt -> RUN (the run says which model it is)
-        named[p.parents[1].name if p.parent.name == "checkpoints" else p.stem] = p
-    length, results = diagnose(named, Path(cfg.prepared_dir), cfg.diagnose.split, cfg.diagnose.sentences,
-                               cfg.diagnose.length)
-    png = plot(length, results, cfg.diagnose.sentences, Path(cfg.diagnose.output or run_dir / "gradients.png"))
-    print(report(length, results))
-    print(f"diagnose: {png}")
-    return png
-
-
-main = entry_point("diagnose", run)
+"""`python -m nmt.diagnose`: the program is nmt.cli.diagnose."""
+from nmt.cli.diagnose import main
 
 if __name__ == "__main__":
     main()

@@ -1,22 +1,5 @@
-"""Entry point: score a hypothesis file against reference files with sacreBLEU (nmt.scoring).
-
-    python -m nmt.evaluate evaluate.hyp=FILE evaluate.ref=FILE [scoring.metrics=[bleu,chrf,ter]]
-        [scoring.tokenize=13a] [scoring.lowercase=true]
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from nmt.cli import entry_point
-
-
-def run(cfg, run_dir: Path) -> list[dict]:
-    from nmt.scoring import evaluate_files
-
-    return evaluate_files(cfg.evaluate, cfg.scoring, run_dir)
-
-
-main = entry_point("evaluate", run)
+"""`python -m nmt.evaluate`: the program is nmt.cli.evaluate."""
+from nmt.cli.evaluate import main
 
 if __name__ == "__main__":
     main()

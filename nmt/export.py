@@ -1,21 +1,5 @@
-"""Entry point: a checkpoint as a shareable model folder (nmt.model_folder).
-
-    python -m nmt.export ckpt=RUN/checkpoints/best.pt export.output=models/de-en
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from nmt.cli import entry_point
-
-
-def run(cfg, run_dir: Path) -> Path:
-    from nmt.model_folder import export
-
-    return export(cfg)
-
-
-main = entry_point("export", run)
+"""`python -m nmt.export`: the program is nmt.cli.export."""
+from nmt.cli.export import main
 
 if __name__ == "__main__":
     main()

@@ -1,22 +1,5 @@
-"""Entry point: raw parallel text -> cleaned -> vocab -> ids -> Arrow dataset under data/
-(the pipeline: nmt.preparation).
-
-    python -m nmt.prepare data=multi30k data.root=DIR vocab=spm prepared_dir=OUT [prepare.force=true]
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from nmt.cli import entry_point
-
-
-def run(cfg, run_dir: Path) -> Path:
-    from nmt.preparation import prepare
-
-    return prepare(cfg)
-
-
-main = entry_point("prepare", run)
+"""`python -m nmt.prepare`: the program is nmt.cli.prepare."""
+from nmt.cli.prepare import main
 
 if __name__ == "__main__":
     main()

@@ -1,23 +1,5 @@
-"""Entry point: the HTTP translation server with dynamic batching (nmt.inference.server).
-
-    python -m nmt.serve ckpt=RUN/checkpoints/best.pt [serve.host=127.0.0.1 serve.port=8000]
-        [decode=beam decode.beam_size=5 decode.quantize=int8] [serve.max_wait_ms=2 serve.max_batch_sentences=64]
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from nmt.cli import entry_point
-
-
-def run(cfg, run_dir: Path) -> None:
-    """Load the checkpoint and serve until SIGTERM / Ctrl-C."""
-    from nmt.inference.server import serve
-
-    serve(cfg)
-
-
-main = entry_point("serve", run)
+"""`python -m nmt.serve`: the program is nmt.cli.serve."""
+from nmt.cli.serve import main
 
 if __name__ == "__main__":
     main()

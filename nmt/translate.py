@@ -1,25 +1,5 @@
-"""Entry point: translate a prepared split, a text file or standard input with a checkpoint
-(nmt.inference.offline).
-
-    python -m nmt.translate ckpt=RUN/checkpoints/best.pt translate.split=test decode=beam
-    python -m nmt.translate ckpt=... translate.input=FILE translate.output=FILE [translate.ref=FILE]
-    echo "Ein Hund läuft." | python -m nmt.translate ckpt=...
-"""
-from __future__ import annotations
-
-from pathlib import Path
-
-from nmt.cli import entry_point
-
-
-def run(cfg, run_dir: Path) -> dict:
-    """Translate as `cfg.translate` says; return {hyps, scores, sentences_per_s, ...}."""
-    from nmt.inference.offline import translate_job
-
-    return translate_job(cfg, run_dir)
-
-
-main = entry_point("translate", run)
+"""`python -m nmt.translate`: the program is nmt.cli.translate."""
+from nmt.cli.translate import main
 
 if __name__ == "__main__":
     main()

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-import nmt.config  # noqa: F401  (registers the schema)
+import nmt.config.schema  # noqa: F401  (registers the schema)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -36,7 +36,7 @@ def multi30k_dir() -> Path:
 @pytest.fixture(scope="session")
 def prepared_spm(tmp_path_factory, multi30k_dir) -> Path:
     """Multi30k de->en prepared once per session with the default (spm) vocab."""
-    from nmt.preparation import prepare
+    from nmt.data.prepare import prepare
 
     out = tmp_path_factory.mktemp("prepared") / "m30k_spm"
     prepare(make_cfg(f"data.root={multi30k_dir}", f"prepared_dir={out}"))
@@ -54,7 +54,7 @@ TINY_EN = ["a dog runs", "two cats sleep", "the man eats bread", "the woman read
 @pytest.fixture(scope="session")
 def tiny_prepared(tmp_path_factory) -> Path:
     """A 36-pair word-level corpus (12 sentences, 3 copies) prepared once: fast training tests."""
-    from nmt.preparation import prepare
+    from nmt.data.prepare import prepare
 
     d = tmp_path_factory.mktemp("tiny")
     for split, n in (("train", 3), ("val", 1), ("test_2016_flickr", 1)):
@@ -72,7 +72,7 @@ TINY_MODEL = ["model.emb_dim=32", "model.hidden_dim=32", "train.batching.batch_s
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
     """A tiny GRU with attention trained until it reproduces the tiny corpus."""
-    from nmt.train import run
+    from nmt.cli.train import run
 
     run_dir = tmp_path_factory.mktemp("tiny_run")
     run(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "model.dropout=0", "model.emb_dropout=0",
@@ -88,7 +88,7 @@ TINY_TRANSFORMER = ["model=transformer", "model.emb_dim=32", "model.heads=2", "m
 @pytest.fixture(scope="session")
 def tiny_transformer_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
     """A tiny Transformer trained until it reproduces the tiny corpus."""
-    from nmt.train import run
+    from nmt.cli.train import run
 
     run_dir = tmp_path_factory.mktemp("tiny_transformer_run")
     run(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, *TINY_TRANSFORMER, "model.dropout=0",

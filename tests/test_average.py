@@ -9,10 +9,10 @@ import torch
 
 from conftest import ROOT, TINY_DE, TINY_MODEL, make_cfg
 from nmt import Translator
-from nmt.average import run as average_run
-from nmt.averaging import average_checkpoints
-from nmt.checkpoint import Checkpoint, CheckpointError
-from nmt.train import run as train
+from nmt.cli.average import run as average_run
+from nmt.runs.averaging import average_checkpoints
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
+from nmt.cli.train import run as train
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
     avg_wins = selection["avg.pt"] > selection["best.pt"]
     assert summary["recommended"] == str(ckpts / ("avg.pt" if avg_wins else "best.pt"))
     # the score is avg.pt's own: validating it again gives the same BLEU
-    from nmt.store import load_prepared
+    from nmt.data.store import load_prepared
     from nmt.training.validation import validate
 
     data, _, _ = load_prepared(tiny_prepared)
@@ -107,13 +107,13 @@ def test_training_ends_with_avg_pt_scored_on_val_and_a_recommendation(tiny_prepa
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["kind"] for r in logged].count("valid_avg") == 1
     # ckpt=RUN_DIR: the checkpoint the run recommends
-    from nmt.checkpoint import recommended_checkpoint
+    from nmt.runs.checkpoint import recommended_checkpoint
 
     assert recommended_checkpoint(tmp_path) == ckpts / ("avg.pt" if avg_wins else "best.pt")
     by_run = Translator.from_checkpoint(tmp_path, decode="greedy")
     assert by_run.info["checkpoint"] == ("avg.pt" if avg_wins else "best.pt")
     assert by_run.translate(TINY_DE) == Translator.from_checkpoint(summary["recommended"], decode="greedy").translate(TINY_DE)
-    from nmt.model_folder import export  # nmt.export ckpt=RUN_DIR: the same checkpoint, as a model folder
+    from nmt.runs.model_folder import export  # nmt.export ckpt=RUN_DIR: the same checkpoint, as a model folder
 
     folder = export(make_cfg(f"ckpt={tmp_path}", f"export.output={tmp_path / 'model'}", "export.score=false"))
     assert json.loads((folder / "config.json").read_text())["training"]["from"] == by_run.info["checkpoint"]

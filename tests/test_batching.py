@@ -5,10 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nmt.batching import LengthBatchSampler, OversizedExampleError
-from nmt.collate import ArrowPairs, collate, make_loader
-from nmt.store import load_prepared
-from nmt.vocab import EOS_ID, PAD_ID, SOS_ID
+from nmt.data.batching import LengthBatchSampler, OversizedExampleError
+from nmt.data.collate import ArrowPairs, collate, make_loader
+from nmt.data.store import load_prepared
+from nmt.data.vocab import EOS_ID, PAD_ID, SOS_ID
 
 lengths = st.lists(st.tuples(st.integers(0, 60), st.integers(2, 60)), min_size=1, max_size=300)
 configs = st.fixed_dictionaries({
@@ -127,7 +127,7 @@ def test_loader_over_real_prepared_multi30k(prepared_spm):
 @settings(max_examples=100, deadline=None)
 @given(lens=lengths, seed=st.integers(0, 9), width=st.integers(1, 5))
 def test_packed_key_sort_is_lexsort(lens, seed, width):
-    from nmt.batching import _sort_by_keys
+    from nmt.data.batching import _sort_by_keys
 
     src, tgt = (np.array(x) // width for x in zip(*lens))
     tiebreak = np.random.default_rng(seed).permutation(len(src))

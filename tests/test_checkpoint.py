@@ -10,10 +10,10 @@ import torch
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt import Translator
-from nmt.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
-from nmt.train import run as train
+from nmt.runs.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
+from nmt.cli.train import run as train
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "fixtures"
 LEGACY = DATA / "checkpoint_v2_tiny.pt"  # written by nmt before the Checkpoint type (version 2)
 LEGACY_MODEL = ["model.emb_dim=8", "model.hidden_dim=8"]
 
@@ -109,8 +109,8 @@ def test_preparing_the_same_data_twice_gives_the_same_vocabulary_fingerprint(tmp
     """Two spm preparations of one corpus hold the same pieces, though the .model bytes carry
     each run's scratch paths: a checkpoint of one reads the other's splits and ensembles with
     its models. Another vocabulary size is another fingerprint."""
-    from nmt.checkpoint import vocab_files, vocab_fingerprint
-    from nmt.preparation import prepare
+    from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
+    from nmt.data.prepare import prepare
 
     for split in ("train", "val", "test_2016_flickr"):
         write_lines(tmp_path / f"{split}.de", TINY_DE * 3)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_cfg, write_lines
-from nmt.corpus import CorpusError, DropCounts, clean_chunk, read_parallel
+from nmt.data.corpus import CorpusError, DropCounts, clean_chunk, read_parallel
 
 
 def read_all(src: Path, tgt: Path, chunk_size: int = 2):

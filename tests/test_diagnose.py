@@ -6,11 +6,11 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT
-from nmt.collate import collate
-from nmt.config import ModelConfig
-from nmt.diagnosis import gate_saturation, gradient_norms
+from nmt.data.collate import collate
+from nmt.config.schema import ModelConfig
+from nmt.analysis.diagnosis import gate_saturation, gradient_norms
 from nmt.model import build_model
-from nmt.vocab import EOS_ID, SOS_ID
+from nmt.data.vocab import EOS_ID, SOS_ID
 
 
 def model(**over):

@@ -9,8 +9,8 @@ import torch
 
 from conftest import ROOT, TINY_DE, make_cfg
 from nmt import Translator
-from nmt.checkpoint import Checkpoint, CheckpointError
-from nmt.model_folder import export
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
+from nmt.runs.model_folder import export
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_export_refuses_a_folder_it_did_not_write(tiny_checkpoint, tmp_path):
 
 
 def test_diagnose_reads_a_model_folder(folders, tiny_prepared):
-    from nmt.diagnosis import diagnose
+    from nmt.analysis.diagnosis import diagnose
 
     ckpt, folder = folders["transformer"]
     _, (from_ckpt, from_folder) = diagnose({"ckpt": ckpt, "folder": folder}, tiny_prepared, sentences=8)

@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
-from nmt.checkpoint import Checkpoint, CheckpointError, content_hash
-from nmt.config_rules import ConfigError, check_config
-from nmt.corpus import CorpusError
-from nmt.preparation import prepare
+from nmt.runs.checkpoint import Checkpoint, CheckpointError, content_hash
+from nmt.config.rules import ConfigError, check_config
+from nmt.data.corpus import CorpusError
+from nmt.data.prepare import prepare
 from nmt.atomic import atomic_dir, remove_stale_scratch
-from nmt.store import load_prepared
+from nmt.data.store import load_prepared
 from nmt.training.divergence import DivergedError
-from nmt.train import run as train
-from nmt.translate import run as translate
+from nmt.cli.train import run as train
+from nmt.cli.translate import run as translate
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

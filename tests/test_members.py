@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, TINY_DE, TINY_MODEL, make_cfg
-from nmt.checkpoint import Checkpoint, recommended_checkpoint
-from nmt.config_rules import ConfigError, check_config
+from nmt.runs.checkpoint import Checkpoint, recommended_checkpoint
+from nmt.config.rules import ConfigError, check_config
 from nmt.inference.translator import Translator
 from nmt.model.ensemble import Ensemble
 from nmt.training.members import member_command

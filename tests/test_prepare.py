@@ -11,11 +11,11 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from conftest import ROOT, make_cfg, write_lines
-from nmt.corpus import CorpusError
-from nmt.encode import encode_target
-from nmt.preparation import prepare
-from nmt.store import load_prepared
-from nmt.vocab import EOS_ID, SOS_ID, UNK, UNK_ID, TokenVocab, detokenize_words, tokenize_words
+from nmt.data.corpus import CorpusError
+from nmt.data.encode import encode_target
+from nmt.data.prepare import prepare
+from nmt.data.store import load_prepared
+from nmt.data.vocab import EOS_ID, SOS_ID, UNK, UNK_ID, TokenVocab, detokenize_words, tokenize_words
 
 
 def small_corpus(tmp_path, train_src=None, gz=True):

@@ -12,11 +12,11 @@ import torch
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt.atomic import OutputError, RunDirBusy
-from nmt.checkpoint import Checkpoint, CheckpointError
-from nmt.config_rules import ConfigError, check_config
-from nmt.preparation import prepare
-from nmt.train import run as train
-from nmt.translate import run as translate
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
+from nmt.config.rules import ConfigError, check_config
+from nmt.data.prepare import prepare
+from nmt.cli.train import run as train
+from nmt.cli.translate import run as translate
 from test_checkpoint import Payload
 from test_faults import assert_one_line_error, cli
 
@@ -35,7 +35,7 @@ def evil_checkpoint(tiny_checkpoint, tmp_path):
 
 def test_a_hostile_checkpoint_runs_nothing_in_translate_average_resume_and_serve(evil_checkpoint, tiny_checkpoint,
                                                                                  tiny_prepared, tmp_path):
-    from nmt.average import run as average
+    from nmt.cli.average import run as average
 
     evil, marker = evil_checkpoint
     for program, args in (("translate", [f"ckpt={evil}", "translate.split=test"]),

@@ -8,8 +8,8 @@ import pyarrow as pa
 import torch
 
 from conftest import make_cfg, write_lines
-from nmt.preparation import first_occurrences, prepare
-from nmt.store import ArrowSplitWriter, LengthHistogram, load_prepared, write_split_index
+from nmt.data.prepare import first_occurrences, prepare
+from nmt.data.store import ArrowSplitWriter, LengthHistogram, load_prepared, write_split_index
 
 
 def test_length_histogram_matches_numpy_percentiles():
@@ -71,9 +71,9 @@ def test_dedup_drops_repeated_pairs_keeps_the_first_and_counts_them(tmp_path):
 
 
 def test_arrow_pairs_reads_rows_across_chunks_and_shards(tmp_path):
-    from nmt.collate import ArrowPairs
-    from nmt.encode import SCHEMA, encode_chunk
-    from nmt.vocab import TokenVocab
+    from nmt.data.collate import ArrowPairs
+    from nmt.data.encode import SCHEMA, encode_chunk
+    from nmt.data.vocab import TokenVocab
     from collections import Counter
 
     words = [f"w{i}" for i in range(50)]

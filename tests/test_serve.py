@@ -200,7 +200,7 @@ def test_int8_model_loads_quantized_and_translates(tiny_checkpoint):
 def test_batcher_never_delays_a_lone_request_but_waits_under_concurrent_traffic(tiny_checkpoint):
     import asyncio
 
-    from nmt.inference.server import DynamicBatcher
+    from nmt.inference.server.app import DynamicBatcher
 
     tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
     sources, _ = tr.encode(TINY_DE[:3])
@@ -241,7 +241,7 @@ def test_a_chunked_body_is_counted_as_it_arrives_and_stopped_at_the_limit(server
 
 
 def test_api_key_and_a_warning_when_reachable_without_one(tiny_checkpoint, tmp_path):
-    from nmt.inference.http_limits import exposure_warning
+    from nmt.inference.server.limits import exposure_warning
 
     proc, url = start_server(tiny_checkpoint, tmp_path, "serve.api_key=s3cret")
     try:
@@ -292,7 +292,7 @@ def test_idle_and_slow_clients_cannot_exhaust_the_server(tiny_checkpoint, tmp_pa
 def test_a_large_request_is_decoded_in_slices_that_let_small_ones_through(tiny_checkpoint):
     import asyncio
 
-    from nmt.inference.server import DynamicBatcher
+    from nmt.inference.server.app import DynamicBatcher
 
     tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
     big, _ = tr.encode(TINY_DE * 8)  # 96 sentences
@@ -322,7 +322,7 @@ def test_a_large_request_is_decoded_in_slices_that_let_small_ones_through(tiny_c
 def test_a_request_outlasting_the_graceful_shutdown_gets_a_json_503(tiny_checkpoint):
     import uvicorn
 
-    from nmt.inference.server import create_app
+    from nmt.inference.server.app import create_app
 
     tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy")
     decode = tr.translate_ids

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, make_cfg
-from nmt.batching import LengthBatchSampler
-from nmt.checkpoint import Checkpoint
-from nmt.collate import ArrowPairs, make_loader
-from nmt.config import BatchingConfig
-from nmt.store import load_prepared
-from nmt.subword_sampling import Resegmenter, sentence_seeds
-from nmt.train import run
-from nmt.vocab import EOS_ID, SOS_ID
+from nmt.data.batching import LengthBatchSampler
+from nmt.runs.checkpoint import Checkpoint
+from nmt.data.collate import ArrowPairs, make_loader
+from nmt.config.schema import BatchingConfig
+from nmt.data.store import load_prepared
+from nmt.data.subword_sampling import Resegmenter, sentence_seeds
+from nmt.cli.train import run
+from nmt.data.vocab import EOS_ID, SOS_ID
 from omegaconf import OmegaConf
 
 

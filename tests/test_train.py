@@ -12,10 +12,10 @@ import torch
 from hydra.errors import ConfigCompositionException
 
 from conftest import ROOT, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
-from nmt.checkpoint import Checkpoint
+from nmt.runs.checkpoint import Checkpoint
 from nmt.inference.search import greedy_search
-from nmt.store import PreparedDataError
-from nmt.train import run
+from nmt.data.store import PreparedDataError
+from nmt.cli.train import run
 from nmt.inference.translator import Translator
 import datasets
 
@@ -196,7 +196,7 @@ def test_cosine_schedule_warms_up_then_decays_to_min_lr_over_the_budget():
 
 
 def test_resume_auto_starts_fresh_or_continues(tmp_path):
-    from nmt.checkpoint import resolve_resume
+    from nmt.runs.checkpoint import resolve_resume
 
     assert resolve_resume("auto", tmp_path) is None  # a first (or never checkpointed) job
     with pytest.raises(FileNotFoundError, match="does not exist"):
@@ -209,7 +209,7 @@ def test_resume_auto_starts_fresh_or_continues(tmp_path):
 def test_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
     from pathlib import Path
 
-    from nmt.config import Precision
+    from nmt.config.schema import Precision
     from nmt.training import optim
 
     cpu = torch.device("cpu")

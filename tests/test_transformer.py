@@ -7,13 +7,13 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
-from nmt.checkpoint import Checkpoint
-from nmt.config import ModelConfig
-from nmt.config_rules import ConfigError, check_config
+from nmt.runs.checkpoint import Checkpoint
+from nmt.config.schema import ModelConfig
+from nmt.config.rules import ConfigError, check_config
 from nmt.inference.search import beam_search, greedy_search
 from nmt.model import Transformer, build_model
-from nmt.train import run
-from nmt.vocab import EOS_ID, SOS_ID
+from nmt.cli.train import run
+from nmt.data.vocab import EOS_ID, SOS_ID
 from nmt import Translator
 import datasets
 

@@ -8,9 +8,9 @@ import pytest
 import sacrebleu
 
 from conftest import ROOT, TINY_DE, TINY_EN, make_cfg, write_lines
-from nmt.corpus import CorpusError
-from nmt.scoring import evaluate
-from nmt.translate import run
+from nmt.data.corpus import CorpusError
+from nmt.analysis.scoring import evaluate
+from nmt.cli.translate import run
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -106,7 +106,7 @@ def test_stdin_and_dash_write_the_translations_to_stdout(tiny_checkpoint, tmp_pa
 def test_attention_heatmap_has_a_colour_bar_and_the_score_in_its_title():
     import numpy as np
 
-    from nmt.plots import attention_figure
+    from nmt.analysis.plots import attention_figure
 
     fig = attention_figure(np.full((3, 2), 0.5), ["ein", "hund"], ["a", "dog", "</s>"], "a dog\nlog-probability -0.42")
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "attention weight"  # the image and its colour bar
@@ -118,7 +118,7 @@ def test_an_unset_length_penalty_is_the_one_train_chose_on_val(tiny_checkpoint, 
     chose on val; set: that value; an ensemble: the mean of its members'; none stored: 1.0."""
     from nmt import Translator
     from nmt.inference import search_options
-    from nmt.checkpoint import Checkpoint
+    from nmt.runs.checkpoint import Checkpoint
 
     ckpt = Checkpoint.load(tiny_checkpoint)
     own = ckpt.decode_defaults["length_penalty"]  # the tiny run chose one at its end
@@ -139,7 +139,7 @@ def test_an_unset_length_penalty_is_the_one_train_chose_on_val(tiny_checkpoint, 
     tuned = Translator.from_checkpoint(tmp_path / "lp2.pt", beam_size=3, n_best=3)
     explicit = Translator.from_checkpoint(tmp_path / "none.pt", beam_size=3, n_best=3, length_penalty=2.0)
     assert [t.n_best for t in tuned.translate_detailed(TINY_DE)] == [t.n_best for t in explicit.translate_detailed(TINY_DE)]
-    from nmt.store import load_prepared
+    from nmt.data.store import load_prepared
 
     data, _, _ = load_prepared(tuned.prepared_dir)
     unset = make_cfg("decode=beam").decode

@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from conftest import make_cfg, write_lines
-from nmt.vocab import (EOS_ID, PAD_ID, SOS_ID, SPECIAL_TOKENS, UNK_ID, SpmVocab, TokenVocab, build_vocabs,
+from nmt.data.vocab import (EOS_ID, PAD_ID, SOS_ID, SPECIAL_TOKENS, UNK_ID, SpmVocab, TokenVocab, build_vocabs,
                        detokenize_words, load_vocabs, tokenize_words)
 
 SENTS = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee!", "Eine Frau (mit Hut) lacht, laut."]

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from nmt.vocab import EOS_ID, PAD_ID, SOS_ID
+from nmt.data.vocab import EOS_ID, PAD_ID, SOS_ID
 
 
 @dataclass

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nmt.batching import decoding_batches
-from nmt.collate import collate
-from nmt.config import DecodeConfig, PreprocessConfig, Quantize, SearchKind
-from nmt.config_rules import check_search, choice, ckpt_list
-from nmt.corpus import DropCounts, clean_chunk
+from nmt.data.batching import decoding_batches
+from nmt.data.collate import collate
+from nmt.config.schema import DecodeConfig, PreprocessConfig, Quantize, SearchKind
+from nmt.config.rules import check_search, choice, ckpt_list
+from nmt.data.corpus import DropCounts, clean_chunk
 from nmt.inference.search import Hypothesis, search
-from nmt.store import split_table
-from nmt.vocab import EOS_ID, SOS_ID
+from nmt.data.store import split_table
+from nmt.data.vocab import EOS_ID, SOS_ID
 
 
 @dataclass
@@ -111,7 +111,7 @@ def _inference_model(ckpt, src_size: int, tgt_size: int, pad_id: int, device, qu
 def _check_same_inputs(paths: list[Path], ckpts: list) -> None:
     """Members of an ensemble must read and write the same pieces: the same vocabulary files
     and the same preprocessing (cleaning, lowercasing) of the source."""
-    from nmt.checkpoint import CheckpointError
+    from nmt.runs.checkpoint import CheckpointError
 
     for path, ckpt in zip(paths[1:], ckpts[1:]):
         if ckpt.vocab_fingerprint() != ckpts[0].vocab_fingerprint():
@@ -156,9 +156,9 @@ class Translator:
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it. A length penalty
         left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
         `quantize="int8"`: int8 weights on the CPU."""
-        from nmt.checkpoint import Checkpoint, run_checkpoints
+        from nmt.runs.checkpoint import Checkpoint, run_checkpoints
         from nmt.model.ensemble import Ensemble
-        from nmt.model_folder import is_model_folder, read_folder
+        from nmt.runs.model_folder import is_model_folder, read_folder
 
         quantize = choice(Quantize, quantize or "none", "quantize")
         if quantize == Quantize.int8 and str(device) != "cpu":
@@ -185,8 +185,8 @@ class Translator:
                         quantize: str | None = None, **options) -> "Translator":
         """Load a model folder written by `nmt.export` (safetensors weights, JSON config, the
         vocabulary files): nothing is unpickled. Same options as `from_checkpoint`."""
-        from nmt.checkpoint import CheckpointError
-        from nmt.model_folder import CONFIG, is_model_folder
+        from nmt.runs.checkpoint import CheckpointError
+        from nmt.runs.model_folder import CONFIG, is_model_folder
 
         if not is_model_folder(Path(folder)):
             raise CheckpointError(f"{folder}: no {CONFIG} there, so not a model folder. Fix: "

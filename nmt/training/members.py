@@ -134,7 +134,7 @@ def ensemble_val_scores(cfg, members: list[Path], summaries: list[dict]) -> dict
     train.val_bleu=false."""
     import torch
 
-    from nmt.checkpoint import recommended_checkpoint
+    from nmt.runs.checkpoint import recommended_checkpoint
     from nmt.inference.translator import Translator
     from nmt.training.trainer import load_training_data
     from nmt.training.validation import split_bleu

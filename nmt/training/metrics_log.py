@@ -34,6 +34,6 @@ class MetricsLog:
         if self.tb is not None:
             self.tb.close()
         if self.enabled and curves_png is not None and self.file.is_file():
-            from nmt.plots import learning_curves
+            from nmt.analysis.plots import learning_curves
 
             learning_curves(self.file, curves_png)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from nmt.config import OptimizerKind, Precision, Schedule
+from nmt.config.schema import OptimizerKind, Precision, Schedule
 
 OPTIMIZERS = {OptimizerKind.adam: torch.optim.Adam, OptimizerKind.adamw: torch.optim.AdamW}
 

@@ -16,17 +16,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from nmt.batching import LengthBatchSampler
-from nmt.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
-from nmt.collate import make_loader
-from nmt.config import Device, Precision, StopMetric, plain
-from nmt.distributed import DistInfo, init_distributed
+from nmt.data.batching import LengthBatchSampler
+from nmt.runs.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
+from nmt.data.collate import make_loader
+from nmt.config.schema import Device, Precision, StopMetric, plain
+from nmt.training.distributed import DistInfo, init_distributed
 from nmt.inference.translator import Translator
 from nmt.model import build_model
-from nmt.store import VOCAB_DIR, PreparedDataError, load_prepared
-from nmt.subword_sampling import resegmenter_from_config
+from nmt.data.store import VOCAB_DIR, PreparedDataError, load_prepared
+from nmt.data.subword_sampling import resegmenter_from_config
 from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
-from nmt.training.final_choice import FinalChoice
+from nmt.training.end_of_run import FinalChoice
 from nmt.training.metrics_log import MetricsLog
 from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
                                 resolve_precision, teacher_forcing_ratio)

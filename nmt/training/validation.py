@@ -6,10 +6,10 @@ import math
 
 import torch
 
-from nmt.batching import LengthBatchSampler
-from nmt.collate import make_loader
-from nmt.scoring import score_corpus
-from nmt.store import split_table
+from nmt.data.batching import LengthBatchSampler
+from nmt.data.collate import make_loader
+from nmt.analysis.scoring import score_corpus
+from nmt.data.store import split_table
 
 
 def eval_sampler(table, max_tokens: int = 4000) -> LengthBatchSampler:

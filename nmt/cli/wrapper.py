@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from nmt.config import CONF_DIR
-from nmt.config_rules import check_config, upgrade_deprecated_keys
+from nmt.config.schema import CONF_DIR
+from nmt.config.rules import check_config, upgrade_deprecated_keys
 
 # bad input, bad config, missing or damaged files: all raise subclasses of these
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from nmt.checkpoint import Checkpoint, CheckpointError
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
 
 
 def checkpoints_to_average(inputs, last_n: int, run: str) -> list[Path]:

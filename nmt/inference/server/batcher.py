@@ -12,7 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from nmt.batching import fits_token_budget
+from nmt.data.batching import fits_token_budget
 from nmt.inference.translator import Translation, Translator, search_options
 
 @dataclass

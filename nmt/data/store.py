@@ -126,7 +126,7 @@ def load_prepared(prepared_dir: Path):
     Raises PreparedDataError naming the folder and the fix when it is missing or stale."""
     import datasets
 
-    from nmt.vocab import load_vocabs
+    from nmt.data.vocab import load_vocabs
 
     d = Path(prepared_dir)
     meta = read_meta(d)

@@ -17,11 +17,11 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from nmt.atomic import atomic_dir, check_output_dir, output_lock, remove_stale_scratch
-from nmt.config import plain
-from nmt.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
-from nmt.encode import SCHEMA, encode_chunk
-from nmt.store import FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, read_meta, write_meta, write_split_index
-from nmt.vocab import SPECIAL_IDS, build_vocabs, tokenize_words
+from nmt.config.schema import plain
+from nmt.data.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
+from nmt.data.encode import SCHEMA, encode_chunk
+from nmt.data.store import FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, read_meta, write_meta, write_split_index
+from nmt.data.vocab import SPECIAL_IDS, build_vocabs, tokenize_words
 
 ChunkReader = Callable[[], Iterator[Chunk]]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from nmt.vocab import EOS_ID, SOS_ID, Vocab
+from nmt.data.vocab import EOS_ID, SOS_ID, Vocab
 
 SCHEMA = pa.schema([
     ("src_ids", pa.list_(pa.int32())),

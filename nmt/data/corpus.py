@@ -16,7 +16,7 @@ from typing import Iterator
 
 from omegaconf import OmegaConf
 
-from nmt.textio import CorpusError, decode_lines, open_binary, require_file  # noqa: F401 (CorpusError: re-exported)
+from nmt.data.textio import CorpusError, decode_lines, open_binary, require_file  # noqa: F401 (CorpusError: re-exported)
 
 Chunk = tuple[list[str], list[str]]  # (source sentences, target sentences), aligned
 

@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 
 # conf/ beside the package: an absolute path, so `python -m nmt.X` and the nmt-X console scripts
 # find the same configs (Hydra would read a relative path as a Python module under a script)
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 class StrEnum(str, Enum):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from nmt.config import Metric
+from nmt.config.schema import Metric
 
 METRICS = {Metric.bleu: lambda tokenize, lowercase: BLEU(tokenize=tokenize, lowercase=lowercase),
            Metric.chrf: lambda tokenize, lowercase: CHRF(lowercase=lowercase),
@@ -36,7 +36,7 @@ def as_list(files) -> list[str]:
 
 def evaluate(hyp: Path, refs: list[Path], metrics, tokenize=None, lowercase=False) -> list[dict]:
     """Score the hypothesis file against the reference files (one line per sentence each)."""
-    from nmt.textio import check_references, read_lines
+    from nmt.data.textio import check_references, read_lines
 
     hyps = read_lines(hyp)
     ref_lines = [read_lines(r) for r in refs]

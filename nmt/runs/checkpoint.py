@@ -138,7 +138,7 @@ class Checkpoint:
 
     def vocabs(self):
         """(source, target) vocabularies rebuilt from the stored files."""
-        from nmt.vocab import load_vocabs
+        from nmt.data.vocab import load_vocabs
 
         with tempfile.TemporaryDirectory() as tmp:
             for name, blob in self.vocab_files.items():

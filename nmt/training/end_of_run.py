@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nmt.checkpoint import Checkpoint
-from nmt.config import SearchKind, StopMetric
+from nmt.runs.checkpoint import Checkpoint
+from nmt.config.schema import SearchKind, StopMetric
 from nmt.inference.translator import Translator, best_length_penalty, search_options
 from nmt.model import build_model
 from nmt.training.validation import validate
@@ -21,7 +21,7 @@ class FinalChoice:
         validate it as best.pt was validated (greedy), then score both on val with the search
         that translate will use (the decode group: beam 5 by default) and recommend the better.
         Returns the summary's averaging entries ({} when off or fewer than 2 copies)."""
-        from nmt.averaging import average_checkpoints
+        from nmt.runs.averaging import average_checkpoints
 
         k, metric = self.tcfg.average_last, self.tcfg.early_stopping_metric
         paths = sorted(self.ckpt_dir.glob("step_*.pt"))[-k:] if k else []

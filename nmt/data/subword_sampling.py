@@ -16,8 +16,8 @@ import sys
 
 import numpy as np
 
-from nmt.encode import source_ids, target_ids
-from nmt.vocab import Vocab
+from nmt.data.encode import source_ids, target_ids
+from nmt.data.vocab import Vocab
 
 _MASK64 = (1 << 64) - 1
 

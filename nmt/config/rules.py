@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nmt.config import Arch, AttentionKind, Config, Device, Precision, SearchKind, StopMetric, StrEnum
+from nmt.config.schema import Arch, AttentionKind, Config, Device, Precision, SearchKind, StopMetric, StrEnum
 
 
 # program -> {old root key: new key}; `output` and `ref` mean a different key in each program
@@ -158,12 +158,12 @@ def check_rules(cfg) -> None:
         raise ConfigError(f"train.members={train.members}: the number of models to train. Fix: train.members=1 "
                           "(one model) or more (an ensemble trained side by side)")
     if train.members > 1:
-        from nmt.distributed import launched_by_torchrun
+        from nmt.training.distributed import launched_by_torchrun
 
         if launched_by_torchrun():
             raise ConfigError(f"train.members={train.members} starts its own processes. Fix: python -m nmt.train "
                               "without torchrun, or train.members=1 under torchrun")
-        from nmt.checkpoint import resume_asked
+        from nmt.runs.checkpoint import resume_asked
 
         if resume_asked(train.resume):
             raise ConfigError(f"train.members={train.members} with train.resume={train.resume}: members resume one "

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from nmt.collate import collate
-from nmt.store import split_table
-from nmt.vocab import PAD_ID
+from nmt.data.collate import collate
+from nmt.data.store import split_table
+from nmt.data.vocab import PAD_ID
 
 
 @dataclass
@@ -103,9 +103,9 @@ def gate_saturation(model: torch.nn.Module, batch, low: float = 0.05, high: floa
 def diagnose(checkpoints: dict[str, Path], prepared_dir: Path, split_name: str = "valid", sentences: int = 64,
              length: int = 0) -> tuple[int, list[Diagnosis]]:
     """Each checkpoint on the same batch of `sentences` real sentences of one source length."""
-    from nmt.checkpoint import Checkpoint
-    from nmt.model_folder import is_model_folder, read_folder
-    from nmt.store import load_prepared
+    from nmt.runs.checkpoint import Checkpoint
+    from nmt.runs.model_folder import is_model_folder, read_folder
+    from nmt.data.store import load_prepared
 
     data, _, _ = load_prepared(Path(prepared_dir))
     if split_name not in data:

@@ -4,13 +4,13 @@
 
 POST /translate {"text": "..." | ["...", ...], "beam_size": K?, "n_best": N?}
     -> {"translations": [{"text", "score", "n_best"?: [{"text", "score"}]}]}
-POST /translate and GET /languages also speak LibreTranslate's API (nmt.inference.libretranslate).
+POST /translate and GET /languages also speak LibreTranslate's API (nmt.inference.server.libretranslate).
 With "attention": true each translation also carries its source and target pieces and the
 attention weights (one row per target piece and EOS, one column per source piece).
-GET / a page to try the model (nmt.inference.page); GET /health, GET /info, GET /docs (OpenAPI).
+GET / a page to try the model (nmt.inference.server.page); GET /health, GET /info, GET /docs (OpenAPI).
 Bad requests get a 4xx with {"error": ...}.
 
-Dynamic batching (nmt.inference.batcher): requests that arrive while the model is busy, and
+Dynamic batching (nmt.inference.server.batcher): requests that arrive while the model is busy, and
 under concurrent traffic those within `max_wait_ms` of the first one, are decoded together in
 one batched search; each response gets exactly its own sentences back, in order.
 SIGTERM (or Ctrl-C) stops accepting connections and finishes the requests in flight.
@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, List, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from starlette.requests import Request  # at module level: FastAPI reads the route's annotation by name
 
-from nmt.inference.batcher import DynamicBatcher
-from nmt.inference.http_limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap,
+from nmt.inference.server.batcher import DynamicBatcher
+from nmt.inference.server.limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap,
                                        exposure_warning, guarded_protocol, open_log_files)
-from nmt.inference.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
+from nmt.inference.server.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
                                           libre_response, read_libre_request, rebuild_html)
-from nmt.inference.page import PAGE
+from nmt.inference.server.page import PAGE
 from nmt.inference.translator import Translation, Translator, search_options
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from nmt.store import split_table
-from nmt.vocab import PAD_ID
+from nmt.data.store import split_table
+from nmt.data.vocab import PAD_ID
 
 Example = tuple[int, torch.Tensor, torch.Tensor]  # (corpus index, src ids (S,), tgt ids [SOS]+y+[EOS] (T+1,))
 

@@ -16,7 +16,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from nmt.checkpoint import Checkpoint, CheckpointError, run_checkpoints
+from nmt.runs.checkpoint import Checkpoint, CheckpointError, run_checkpoints
 
 FORMAT = "nmt-model-folder"
 FORMAT_VERSION = 1
@@ -40,7 +40,7 @@ def training_data(prepared_dir: str | None) -> dict | None:
 
 def folder_config(ckpt: Checkpoint, source_name: str, test_scores: list[dict] | None) -> dict:
     """config.json's content for a checkpoint (and its test scores, when measured)."""
-    from nmt.scoring import score_corpus
+    from nmt.analysis.scoring import score_corpus
 
     train = ckpt.train_config or {}
     metric = train.get("early_stopping_metric")
@@ -95,7 +95,7 @@ def read_folder(path: Path) -> Checkpoint:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from nmt.checkpoint import non_finite_weights
+    from nmt.runs.checkpoint import non_finite_weights
 
     path = Path(path)
     try:
@@ -196,7 +196,7 @@ def export(cfg) -> Path:
     """`nmt.export`: the checkpoint `cfg.ckpt` as a model folder at `cfg.export.output`, with
     test scores on `cfg.export.split` of the prepared data when `cfg.export.score`."""
     from nmt.atomic import check_output_dir, output_lock
-    from nmt.config_rules import ckpt_list
+    from nmt.config.rules import ckpt_list
 
     paths = ckpt_list(cfg.ckpt)
     if not paths:
@@ -225,9 +225,9 @@ def export(cfg) -> Path:
 def test_scores(cfg) -> list[dict] | None:
     """BLEU and chrF of the checkpoint on the prepared split `cfg.export.split` with the decode
     group's search, or None (with a note) when the prepared data is not there."""
-    from nmt.inference.offline import split_job
+    from nmt.inference.translate_job import split_job
     from nmt.inference.translator import Translator
-    from nmt.scoring import score_corpus
+    from nmt.analysis.scoring import score_corpus
 
     tr = Translator.from_config(cfg)
     try:

@@ -9,8 +9,8 @@ from functools import partial
 import numpy as np
 from torch.utils.data import Sampler
 
-from nmt.config import BatchKind, Oversized
-from nmt.config_rules import choice
+from nmt.config.schema import BatchKind, Oversized
+from nmt.config.rules import choice
 
 Batches = list[np.ndarray]  # each batch: the example indices it holds, a view into one index array
 
@@ -164,7 +164,7 @@ class LengthBatchSampler(Sampler[list[int]]):
                     resegment=None):
         """Build from a prepared split (`src_len`/`tgt_len` columns) and `train.batching`; with a
         `subword_sampling.Resegmenter`, each epoch is batched by its own segmented lengths."""
-        from nmt.store import split_table
+        from nmt.data.store import split_table
 
         table = split_table(split)
         stored = (table.column("src_len").to_numpy(), table.column("tgt_len").to_numpy())

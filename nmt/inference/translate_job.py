@@ -10,9 +10,9 @@ from pathlib import Path
 
 from nmt.atomic import check_output_file
 from nmt.inference.translator import Translator
-from nmt.scoring import as_list, score_corpus
-from nmt.store import load_prepared, split_table
-from nmt.textio import check_references, iter_stdin, read_lines, read_stdin
+from nmt.analysis.scoring import as_list, score_corpus
+from nmt.data.store import load_prepared, split_table
+from nmt.data.textio import check_references, iter_stdin, read_lines, read_stdin
 
 
 @dataclass
@@ -44,8 +44,8 @@ def text_job(tr: Translator, tcfg) -> Job:
 def split_job(tr: Translator, split_name: str, fallback_dir: str) -> Job:
     """`translate.split=NAME` of the folder the model's data was prepared in (else `prepared_dir`),
     which must hold the vocabularies the model was trained with."""
-    from nmt.checkpoint import vocab_files, vocab_fingerprint
-    from nmt.store import VOCAB_DIR
+    from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
+    from nmt.data.store import VOCAB_DIR
 
     prepared = Path(tr.prepared_dir or fallback_dir)
     prepared = prepared if (prepared / VOCAB_DIR).is_dir() else Path(fallback_dir)
@@ -85,7 +85,7 @@ def write_hypotheses(lines: list[str], output: str | None, run_dir: Path, name: 
 
 def plot_attention(tr: Translator, sources: list[list[int]], k: int, out_dir: Path) -> list[Path]:
     """Heatmaps of the first `k` sentences' attention (best hypothesis), as PNG files."""
-    from nmt.plots import attention_heatmap
+    from nmt.analysis.plots import attention_heatmap
 
     sources = sources[:k]
     paths = []
