@@ -54,9 +54,8 @@ def train(name: str, minutes: float, prepared: Path, out: Path, threads: int = 0
 def evaluate(run: Path, prepared: Path) -> dict:
     """Test BLEU/chrF and decode seconds, greedy and beam 5, of the run's best.pt."""
     from nmt import Translator
-    from nmt.data.store import load_prepared
     from nmt.analysis.scoring import score_corpus
-    from nmt.data.store import split_table
+    from nmt.data.store import load_prepared, split_table
 
     data, _, _ = load_prepared(prepared)
     test = split_table(data["test"])

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nmt.runs.checkpoint import recommended_checkpoint  # noqa: E402
+from nmt.runs.run_folder import recommended_checkpoint  # noqa: E402
 
 
 def scores(hyps: list[str], refs: list[list[str]]) -> dict:

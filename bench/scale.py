@@ -117,7 +117,8 @@ class RssWatch:
 
 
 def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
 
     import nmt.config.schema  # noqa: F401
 
@@ -154,10 +155,10 @@ def child_prepare(root: Path, prep: Path) -> dict:
 
 
 def child_train(prep: Path, run_dir: Path, steps: int, alpha: float = 0.0) -> dict:
+    from nmt.cli.train import run
     from nmt.data.batching import LengthBatchSampler
     from nmt.data.collate import make_loader
     from nmt.data.store import load_prepared
-    from nmt.cli.train import run
 
     watch = RssWatch()
     cfg = compose([f"prepared_dir={prep}", f"train.max_steps={steps}", "train.val_bleu=false",

@@ -34,8 +34,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nmt import Translator  # noqa: E402
 from _common import newest_checkpoint  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+from nmt import Translator  # noqa: E402
 from nmt.data.store import load_prepared  # noqa: E402
 
 ON: list[str] = []  # the defaults: serve.max_wait_ms=2, max_batch_sentences=64

@@ -34,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 import nmt.config.schema  # noqa: E402,F401
+from nmt.config.schema import Precision  # noqa: E402
 from nmt.data.batching import LengthBatchSampler  # noqa: E402
 from nmt.data.collate import make_loader  # noqa: E402
-from nmt.model import build_model  # noqa: E402
-from nmt.model.dropout import Dropout  # noqa: E402
 from nmt.data.prepare import prepare  # noqa: E402
 from nmt.data.store import load_prepared  # noqa: E402
-from nmt.config.schema import Precision  # noqa: E402
+from nmt.model import build_model  # noqa: E402
+from nmt.model.dropout import Dropout  # noqa: E402
 from nmt.training.optim import autocast_context, make_optimizer  # noqa: E402
 
 

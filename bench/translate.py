@@ -20,8 +20,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nmt.analysis.scoring import score_corpus  # noqa: E402
 from _common import newest_checkpoint  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+from nmt.analysis.scoring import score_corpus  # noqa: E402
 from nmt.data.store import load_prepared  # noqa: E402
 from nmt.inference.translator import Translator, search_options  # noqa: E402
 

@@ -4,10 +4,10 @@ import os
 import shutil
 
 import pytest
+from test_serve import start_server, stop
 
 from conftest import TINY_DE, TINY_EN
 from nmt import Translator
-from test_serve import start_server, stop
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,8 @@ import torch
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt import Translator
-from nmt.runs.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
 from nmt.cli.train import run as train
+from nmt.runs.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
 
 DATA = Path(__file__).parent / "fixtures"
 LEGACY = DATA / "checkpoint_v2_tiny.pt"  # written by nmt before the Checkpoint type (version 2)
@@ -55,7 +55,7 @@ def test_version_2_checkpoint_resumes_training(tiny_prepared, tmp_path):
     # the legacy file was trained on the same tiny corpus as tiny_prepared, so the vocabularies match
     summary = train(make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, *LEGACY_MODEL, "train.max_steps=30",
                              "train.schedule=constant", f"train.resume={LEGACY}"), tmp_path)
-    assert summary["steps"] == 30
+    assert summary.steps == 30
     assert Checkpoint.load(tmp_path / "checkpoints/last.pt").version == CHECKPOINT_VERSION
 
 
@@ -64,7 +64,7 @@ def test_resuming_may_change_regularization_but_not_the_model(tiny_prepared, tmp
     base = [f"prepared_dir={tiny_prepared}", *TINY_MODEL, *LEGACY_MODEL, "train.max_steps=30", "train.schedule=constant",
             f"train.resume={LEGACY}"]
     summary = train(make_cfg(*base, "model.word_dropout=0.2", "model.dropout=0.3"), tmp_path / "regularized")
-    assert summary["steps"] == 30
+    assert summary.steps == 30
     with pytest.raises(CheckpointError, match=r"model.hidden_dim=8 in the checkpoint, 16 now"):
         train(make_cfg(*base, "model.hidden_dim=16"), tmp_path / "wider")
 
@@ -109,8 +109,8 @@ def test_preparing_the_same_data_twice_gives_the_same_vocabulary_fingerprint(tmp
     """Two spm preparations of one corpus hold the same pieces, though the .model bytes carry
     each run's scratch paths: a checkpoint of one reads the other's splits and ensembles with
     its models. Another vocabulary size is another fingerprint."""
-    from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
     from nmt.data.prepare import prepare
+    from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
 
     for split in ("train", "val", "test_2016_flickr"):
         write_lines(tmp_path / f"{split}.de", TINY_DE * 3)

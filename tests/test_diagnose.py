@@ -6,11 +6,11 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT
-from nmt.data.collate import collate
-from nmt.config.schema import ModelConfig
 from nmt.analysis.diagnosis import gate_saturation, gradient_norms
-from nmt.model import build_model
+from nmt.config.schema import ModelConfig
+from nmt.data.collate import collate
 from nmt.data.vocab import EOS_ID, SOS_ID
+from nmt.model import build_model
 
 
 def model(**over):

@@ -6,15 +6,15 @@ import json
 import httpx
 import pytest
 import torch
+from test_serve import start_server, stop
 
 from conftest import TINY_DE, make_cfg
 from nmt import Translator
-from nmt.runs.checkpoint import Checkpoint, CheckpointError
+from nmt.cli.translate import run as translate_run
 from nmt.inference.search import sequence_logprob
 from nmt.inference.translator import search_options
 from nmt.model.ensemble import Ensemble
-from nmt.cli.translate import run as translate_run
-from test_serve import start_server, stop
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
 
 
 def test_an_ensemble_of_one_model_twice_is_that_model(family_checkpoint):
@@ -78,7 +78,7 @@ def test_translate_and_serve_take_a_list(tiny_checkpoint, tiny_transformer_check
 
 
 def test_export_refuses_an_ensemble(tiny_checkpoint, tmp_path):
-    from nmt.runs.model_folder import export
+    from nmt.cli.export import export
 
     with pytest.raises(ValueError, match="export writes one model.*nmt.average"):
         export(make_cfg(f"ckpt=[{tiny_checkpoint},{tiny_checkpoint}]", f"export.output={tmp_path}/m"))

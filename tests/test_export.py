@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT, TINY_DE, make_cfg
 from nmt import Translator
 from nmt.runs.checkpoint import Checkpoint, CheckpointError
-from nmt.runs.model_folder import export
+from nmt.cli.export import export
 
 
 @pytest.fixture(scope="module")

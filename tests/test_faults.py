@@ -13,15 +13,15 @@ import pytest
 import torch
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
-from nmt.runs.checkpoint import Checkpoint, CheckpointError, content_hash
+from nmt.cli.train import run as train
+from nmt.cli.translate import run as translate
 from nmt.config.rules import ConfigError, check_config
 from nmt.data.corpus import CorpusError
 from nmt.data.prepare import prepare
-from nmt.atomic import atomic_dir, remove_stale_scratch
 from nmt.data.store import load_prepared
+from nmt.files import atomic_dir, remove_stale_scratch
+from nmt.runs.checkpoint import Checkpoint, CheckpointError, content_hash
 from nmt.training.divergence import DivergedError
-from nmt.cli.train import run as train
-from nmt.cli.translate import run as translate
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -155,9 +155,9 @@ def test_4_files_with_valid_and_test_from_the_command_line_end_to_end(tmp_path):
                           f"prepared_dir={out}", f"hydra.run.dir={tmp_path}/h")
     assert rc == 0, err[-2000:]
     dd, meta, _ = load_prepared(out)
-    assert meta["counts"] == {"train": 36, "valid": 6, "test": 6}
+    assert meta.counts == {"train": 36, "valid": 6, "test": 6}
     summary = train(make_cfg(f"prepared_dir={out}", *TINY_MODEL, "train.max_steps=12"), tmp_path / "run")
-    assert summary["steps"] == 12
+    assert summary.steps == 12
     result = translate(make_cfg(f"ckpt={tmp_path}/run/checkpoints/best.pt", "translate.split=test", "decode=greedy"),
                        tmp_path / "tr")
     assert len(result["hyps"]) == 6 and result["scores"][0]["name"] == "BLEU"
@@ -351,7 +351,8 @@ def test_9_last_checkpoint_holds_the_final_validation(tiny_prepared, tmp_path):
                              "train.early_stopping_metric=loss"), tmp_path)
     progress = Checkpoint.load(tmp_path / "checkpoints/last.pt").progress
     assert progress["step"] == 13 and progress["last_validation_step"] == 13
-    assert progress["best_score"] == summary["best_loss"] and progress["best_step"] == summary["best_step"]
+    assert progress["best_score"] == summary.best_score and progress["best_step"] == summary.best_step
+    assert summary.metric == "loss"
 
 
 # ---------------------------------------------------------------- 10. small

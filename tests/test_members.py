@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, TINY_DE, TINY_MODEL, make_cfg
-from nmt.runs.checkpoint import Checkpoint, recommended_checkpoint
 from nmt.config.rules import ConfigError, check_config
 from nmt.inference.translator import Translator
 from nmt.model.ensemble import Ensemble
-from nmt.training.members import member_command
+from nmt.runs.checkpoint import Checkpoint
+from nmt.runs.run_folder import RunSummary, recommended_checkpoint
+from nmt.training.members import check_members, member_command
 
 
 def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -39,7 +40,7 @@ def test_members_config_is_checked():
     with pytest.raises(ConfigError, match="train.members=0"):
         check_config(make_cfg("train.members=0"))
     with pytest.raises(ConfigError, match="member_K"):
-        check_config(make_cfg("train.members=2", "train.resume=auto"))
+        check_members(make_cfg("train.members=2", "train.resume=auto"))
 
 
 def test_two_members_train_side_by_side_and_translate_as_one_ensemble(tiny_prepared, tmp_path):
@@ -49,17 +50,17 @@ def test_two_members_train_side_by_side_and_translate_as_one_ensemble(tiny_prepa
     assert r.returncode == 0, r.stderr[-3000:]
     members = [run_dir / "member_0", run_dir / "member_1"]
     for k, member in enumerate(members):  # each an ordinary run, with its own seed
-        summary = json.loads((member / "train_summary.json").read_text())
-        assert summary["steps"] > 0 and (member / "checkpoints" / "best.pt").is_file()
+        summary = RunSummary.load(member)
+        assert summary.steps > 0 and (member / "checkpoints" / "best.pt").is_file()
         assert Checkpoint.load(member / "checkpoints" / "last.pt").train_config["seed"] == 1 + k
     member_log = (run_dir / "member_1.log").read_text()
     assert "member_1" in member_log and "train: precision=auto: " in member_log
     w0, w1 = (Checkpoint.load(m / "checkpoints" / "best.pt").weights for m in members)
     assert any((w0[k] != w1[k]).any() for k in w0)  # other seeds, other models
 
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    assert summary["members"] == ["member_0", "member_1"]
-    assert len(summary["ensemble"]["member_bleu"]) == 2 and summary["ensemble"]["search"] == "beam 5"
+    summary = RunSummary.load(run_dir)
+    assert summary.members == ["member_0", "member_1"]
+    assert len(summary.ensemble.member_bleu) == 2 and summary.ensemble.search == "beam 5"
     assert "ensemble of 2 members on val: BLEU" in r.stderr
 
     together = Translator.from_checkpoint(run_dir, beam_size=3)  # ckpt=RUN_DIR: every member

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_cfg
+from nmt.data.vocab import PAD_ID
 from nmt.model import build_model
 from nmt.model.loss import smoothed_cross_entropy
-from nmt.data.vocab import PAD_ID
 
 
 def model_cfg(**over):

@@ -14,7 +14,7 @@ from conftest import ROOT, make_cfg, write_lines
 from nmt.data.corpus import CorpusError
 from nmt.data.encode import encode_target
 from nmt.data.prepare import prepare
-from nmt.data.store import load_prepared
+from nmt.data.store import PreparedMeta, load_prepared
 from nmt.data.vocab import EOS_ID, SOS_ID, UNK, UNK_ID, TokenVocab, detokenize_words, tokenize_words
 
 
@@ -40,9 +40,10 @@ def test_prepare_small_corpus_writes_dataset_meta_and_reuses(tmp_path, capsys):
     prepare(cfg)
     dd = datasets.load_from_disk(str(out))
     assert {k: len(v) for k, v in dd.items()} == {"train": 3, "valid": 2, "test": 2}  # empty train pair dropped
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["dropped"]["empty"] == 1 and meta["counts"]["train"] == 3
-    assert meta["vocab"]["kind"] == "word" and set(meta["lengths"]["train"]) == {"src", "tgt"}
+    meta = PreparedMeta.load(out)
+    assert meta == PreparedMeta.model_validate(json.loads((out / "meta.json").read_text()))
+    assert meta.dropped["empty"] == 1 and meta.counts["train"] == 3
+    assert meta.vocab.kind == "word" and set(meta.lengths["train"]) == {"src", "tgt"}
     row = dd["valid"][0]
     assert row["tgt_ids"][0] == SOS_ID and row["tgt_ids"][-1] == EOS_ID and row["tgt_len"] == len(row["tgt_ids"])
     assert UNK_ID in row["src_ids"]  # "Hund" never seen in training
@@ -106,8 +107,8 @@ def test_prepare_real_multi30k(tmp_path, multi30k_dir, vocab):
     out = tmp_path / vocab
     prepare(make_cfg(f"data.root={multi30k_dir}", f"prepared_dir={out}", f"vocab={vocab}", "preprocess.max_len=400"))
     dd, meta, (sv, tv) = load_prepared(out)
-    assert meta["counts"] == {"train": 28998, "valid": 1014, "test": 1000}  # 2 train pairs over the length ratio
-    assert len(dd["train"]) == 28998 and meta["dropped"]["ratio"] == 2
+    assert meta.counts == {"train": 28998, "valid": 1014, "test": 1000}  # 2 train pairs over the length ratio
+    assert len(dd["train"]) == 28998 and meta.dropped["ratio"] == 2
     raw_en = gzip.open(multi30k_dir / "test_2016_flickr.en.gz", "rt", encoding="utf-8").read().splitlines()
     test = dd["test"][:200]
     exact = 0

@@ -9,16 +9,16 @@ import time
 
 import pytest
 import torch
-
-from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
-from nmt.atomic import OutputError, RunDirBusy
-from nmt.runs.checkpoint import Checkpoint, CheckpointError
-from nmt.config.rules import ConfigError, check_config
-from nmt.data.prepare import prepare
-from nmt.cli.train import run as train
-from nmt.cli.translate import run as translate
 from test_checkpoint import Payload
 from test_faults import assert_one_line_error, cli
+
+from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
+from nmt.cli.train import run as train
+from nmt.cli.translate import run as translate
+from nmt.config.rules import ConfigError, check_config
+from nmt.data.prepare import prepare
+from nmt.files import OutputError, RunDirBusy
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -63,18 +63,19 @@ def test_dedup_drops_repeated_pairs_keeps_the_first_and_counts_them(tmp_path):
     prepare(make_cfg(*common, "preprocess.dedup=true", f"prepared_dir={tmp_path / 'dedup'}"))
     dd, meta, (src_vocab, _) = load_prepared(tmp_path / "dedup")
     assert dd["train"]["src_text"] == ["q r", "c", "q r", "e f"] and dd["train"]["tgt_text"][2] == "x w"
-    assert meta["dropped"]["duplicate"] == 3 and meta["counts"] == {"train": 4, "valid": 2, "test": 2}
+    assert meta.dropped["duplicate"] == 3 and meta.counts == {"train": 4, "valid": 2, "test": 2}
     assert "c" not in src_vocab.stoi  # counted once after dedup: below min_freq=2
     _, meta_all, (src_all, _) = load_prepared(tmp_path / "all")
-    assert meta_all["dropped"]["duplicate"] == 0 and meta_all["counts"]["train"] == 7 and "c" in src_all.stoi
+    assert meta_all.dropped["duplicate"] == 0 and meta_all.counts["train"] == 7 and "c" in src_all.stoi
     assert json.loads((tmp_path / "dedup" / "meta.json").read_text())["config"]["preprocess"]["dedup"] is True
 
 
 def test_arrow_pairs_reads_rows_across_chunks_and_shards(tmp_path):
+    from collections import Counter
+
     from nmt.data.collate import ArrowPairs
     from nmt.data.encode import SCHEMA, encode_chunk
     from nmt.data.vocab import TokenVocab
-    from collections import Counter
 
     words = [f"w{i}" for i in range(50)]
     vocab = TokenVocab.build("word", Counter(words))

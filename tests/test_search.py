@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from conftest import make_cfg
-from nmt.model import build_model
-from nmt.inference.search import beam_search, greedy_search, sequence_logprob
 from nmt.data.vocab import EOS_ID, PAD_ID
+from nmt.inference.search import beam_search, greedy_search, sequence_logprob
+from nmt.model import build_model
 
 
 def random_model(cell, attention="luong", seed=0):

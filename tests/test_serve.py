@@ -185,7 +185,8 @@ def test_translator_api_equals_the_cli(family_checkpoint, tmp_path):
 
 
 def test_int8_model_loads_quantized_and_translates(tiny_checkpoint):
-    from torch.ao.nn.quantized.dynamic import GRU as QGRU, Linear as QLinear
+    from torch.ao.nn.quantized.dynamic import GRU as QGRU
+    from torch.ao.nn.quantized.dynamic import Linear as QLinear
 
     tr = Translator.from_checkpoint(tiny_checkpoint, decode="greedy", quantize="int8")
     kinds = {type(m) for m in tr.model.modules()}

@@ -4,17 +4,17 @@ training with it resumes exactly; word vocabularies are refused."""
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from conftest import TINY_MODEL, make_cfg
-from nmt.data.batching import LengthBatchSampler
-from nmt.runs.checkpoint import Checkpoint
-from nmt.data.collate import ArrowPairs, make_loader
+from nmt.cli.train import run
 from nmt.config.schema import BatchingConfig
+from nmt.data.batching import LengthBatchSampler
+from nmt.data.collate import ArrowPairs, make_loader
 from nmt.data.store import load_prepared
 from nmt.data.subword_sampling import Resegmenter, sentence_seeds
-from nmt.cli.train import run
 from nmt.data.vocab import EOS_ID, SOS_ID
-from omegaconf import OmegaConf
+from nmt.runs.checkpoint import Checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def spm_data(prepared_spm):
 
 def resegmenter(spm_data, alpha=0.1, **kw):
     _, meta, (sv, tv) = spm_data
-    return Resegmenter(sv, tv, alpha, -1, max_len=kw.pop("max_len", meta["config"]["preprocess"]["max_len"]),
+    return Resegmenter(sv, tv, alpha, -1, max_len=kw.pop("max_len", meta.preprocess["max_len"]),
                        seed=kw.pop("seed", 1), **kw)
 
 

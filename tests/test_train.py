@@ -7,17 +7,18 @@ import subprocess
 import sys
 import time
 
+import datasets
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
 
 from conftest import ROOT, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
-from nmt.runs.checkpoint import Checkpoint
-from nmt.inference.search import greedy_search
-from nmt.data.store import PreparedDataError
 from nmt.cli.train import run
+from nmt.data.store import PreparedDataError
+from nmt.runs.run_folder import RunFolderError
+from nmt.inference.search import greedy_search
 from nmt.inference.translator import Translator
-import datasets
+from nmt.runs.checkpoint import Checkpoint
 
 
 def train_cfg(prepared, *extra):
@@ -35,7 +36,7 @@ def test_tiny_model_overfits_and_reproduces_targets(tiny_prepared, tmp_path):
     hyps = tr.translate_split(datasets.load_from_disk(str(tiny_prepared))["test"])
     assert tr.detokenize(hyps) == TINY_EN
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
-    assert summary["best_bleu"] == pytest.approx(100.0)
+    assert summary.metric == "bleu" and summary.best_score == pytest.approx(100.0)
 
 
 def weights(path):
@@ -159,7 +160,7 @@ def test_clear_errors(tiny_prepared, tmp_path):
     (old / "meta.json").write_text(json.dumps({"format_version": 0}))
     with pytest.raises(PreparedDataError, match="force=true"):
         run(train_cfg(old), tmp_path / "r2")
-    with pytest.raises(FileNotFoundError, match="train.resume"):
+    with pytest.raises(RunFolderError, match="train.resume"):
         run(train_cfg(tiny_prepared, f"train.resume={tmp_path}/none"), tmp_path / "r3")
     r = subprocess.run([sys.executable, "-m", "nmt.train", f"prepared_dir={tmp_path}/nothing"], cwd=tmp_path,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
@@ -196,10 +197,10 @@ def test_cosine_schedule_warms_up_then_decays_to_min_lr_over_the_budget():
 
 
 def test_resume_auto_starts_fresh_or_continues(tmp_path):
-    from nmt.runs.checkpoint import resolve_resume
+    from nmt.runs.run_folder import resolve_resume
 
     assert resolve_resume("auto", tmp_path) is None  # a first (or never checkpointed) job
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(RunFolderError, match="does not exist"):
         resolve_resume(True, tmp_path)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints/last.pt").write_bytes(b"x")

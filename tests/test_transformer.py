@@ -2,20 +2,20 @@
 uncached one, it resumes bit-exactly, and it refuses what it cannot do."""
 import json
 
+import datasets
 import pytest
 import torch
 from omegaconf import OmegaConf
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
-from nmt.runs.checkpoint import Checkpoint
-from nmt.config.schema import ModelConfig
+from nmt import Translator
+from nmt.cli.train import run
 from nmt.config.rules import ConfigError, check_config
+from nmt.config.schema import ModelConfig
+from nmt.data.vocab import EOS_ID, SOS_ID
 from nmt.inference.search import beam_search, greedy_search
 from nmt.model import Transformer, build_model
-from nmt.cli.train import run
-from nmt.data.vocab import EOS_ID, SOS_ID
-from nmt import Translator
-import datasets
+from nmt.runs.checkpoint import Checkpoint
 
 
 def tiny(**over):

@@ -8,9 +8,9 @@ import pytest
 import sacrebleu
 
 from conftest import ROOT, TINY_DE, TINY_EN, make_cfg, write_lines
-from nmt.data.corpus import CorpusError
 from nmt.analysis.scoring import evaluate
 from nmt.cli.translate import run
+from nmt.data.corpus import CorpusError
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import make_cfg, write_lines
 from nmt.data.vocab import (EOS_ID, PAD_ID, SOS_ID, SPECIAL_TOKENS, UNK_ID, SpmVocab, TokenVocab, build_vocabs,
-                       detokenize_words, load_vocabs, tokenize_words)
+                            detokenize_words, load_vocabs, tokenize_words, VocabError)
 
 SENTS = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee!", "Eine Frau (mit Hut) lacht, laut."]
 
@@ -56,5 +56,5 @@ def test_spm_training_is_reproducible(tmp_path):
 
 
 def test_load_vocabs_missing_index_is_clear(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nmt.prepare"):
+    with pytest.raises(VocabError, match="nmt.prepare"):
         load_vocabs(tmp_path)

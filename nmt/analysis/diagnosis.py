@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from nmt.config.rules import ConfigError
 from nmt.data.collate import collate
 from nmt.data.store import split_table
 from nmt.data.vocab import PAD_ID
@@ -43,7 +44,7 @@ def same_length_sources(split, n: int, length: int = 0) -> tuple[int, list[int]]
         length = max(enough) if enough else max(counts, key=counts.get)
     rows = [i for i, n_pieces in enumerate(lengths) if n_pieces == length][:n]
     if not rows:
-        raise ValueError(f"no sentence of the split has exactly {length} source pieces. Fix: diagnose.length=0")
+        raise ConfigError(f"no sentence of the split has exactly {length} source pieces. Fix: diagnose.length=0")
     return length, rows
 
 
@@ -103,20 +104,19 @@ def gate_saturation(model: torch.nn.Module, batch, low: float = 0.05, high: floa
 def diagnose(checkpoints: dict[str, Path], prepared_dir: Path, split_name: str = "valid", sentences: int = 64,
              length: int = 0) -> tuple[int, list[Diagnosis]]:
     """Each checkpoint on the same batch of `sentences` real sentences of one source length."""
-    from nmt.runs.checkpoint import Checkpoint
-    from nmt.runs.model_folder import is_model_folder, read_folder
     from nmt.data.store import load_prepared
+    from nmt.runs.model_folder import read_model
 
     data, _, _ = load_prepared(Path(prepared_dir))
     if split_name not in data:
-        raise ValueError(f"diagnose.split={split_name!r} is not in {prepared_dir} (it has {list(data)})")
+        raise ConfigError(f"diagnose.split={split_name!r} is not in {prepared_dir} (it has {list(data)})")
     length, rows = same_length_sources(data[split_name], sentences, length)
     table = split_table(data[split_name])
     src, tgt = table.column("src_ids").to_pylist(), table.column("tgt_ids").to_pylist()
     batch = collate([(i, torch.tensor(src[i]), torch.tensor(tgt[i])) for i in rows])
     results = []
     for name, path in checkpoints.items():
-        ckpt = read_folder(Path(path)) if is_model_folder(Path(path)) else Checkpoint.load(Path(path))
+        ckpt = read_model(Path(path))
         src_vocab, tgt_vocab = ckpt.vocabs()
         model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id)
         results.append(Diagnosis(name, gradient_norms(model, batch), gate_saturation(model, batch)))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from nmt.config.rules import ConfigError
 from nmt.config.schema import Metric
 
 METRICS = {Metric.bleu: lambda tokenize, lowercase: BLEU(tokenize=tokenize, lowercase=lowercase),
@@ -27,6 +28,12 @@ def score_corpus(hyps: list[str], refs: list[list[str]], metrics=("bleu", "chrf"
         out.append({"name": result.name, "score": result.score, "signature": signature,
                     "line": result.format(width=1, signature=signature)})
     return out
+
+
+def bleu_signature(tokenize: str | None = None, lowercase: bool = False) -> str:
+    """sacreBLEU's BLEU signature for these options and one reference (what a BLEU figure is
+    printed with); sacreBLEU knows the reference count only after scoring, so it scores nothing."""
+    return score_corpus([""], [[""]], ("bleu",), tokenize, lowercase)[0]["signature"]
 
 
 def as_list(files) -> list[str]:
@@ -49,7 +56,7 @@ def evaluate_files(ecfg, scfg, run_dir: Path) -> list[dict]:
     lines and write scores.json in `run_dir`."""
     refs = as_list(ecfg.ref)
     if not ecfg.hyp or not refs:
-        raise ValueError("pass evaluate.hyp=FILE and evaluate.ref=FILE (or evaluate.ref=[A,B] for several references)")
+        raise ConfigError("pass evaluate.hyp=FILE and evaluate.ref=FILE (or evaluate.ref=[A,B] for several references)")
     scores = evaluate(Path(ecfg.hyp), [Path(r) for r in refs], scfg.metrics, scfg.tokenize, scfg.lowercase)
     for s in scores:
         print(s["line"])

@@ -8,15 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from nmt.cli.wrapper import entry_point
+from nmt.config.rules import ConfigError
 
 
 def run(cfg, run_dir: Path) -> Path:
-    from nmt.config.rules import ckpt_list
     from nmt.analysis.diagnosis import diagnose, plot, report
+    from nmt.config.rules import ckpt_list
 
     paths = ckpt_list(cfg.ckpt) + list(cfg.diagnose.ckpts)
     if not paths:
-        raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt or diagnose.ckpts=[A,B]")
+        raise ConfigError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt or diagnose.ckpts=[A,B]")
     named = {}
     for p in map(Path, paths):  # RUN/checkpoints/best.pt -> RUN (the run says which model it is)
         named[p.parents[1].name if p.parent.name == "checkpoints" else p.stem] = p

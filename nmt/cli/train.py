@@ -1,4 +1,5 @@
-"""Entry point: train an RNN encoder-decoder on a prepared dataset (nmt.training.Trainer).
+"""`nmt.train`: train a model on a prepared dataset (nmt.training.trainer.Trainer), or several side
+by side (nmt.training.members).
 
     python -m nmt.train prepared_dir=OUT model=gru|lstm|rnn train.max_epochs=N [train.resume=RUN_DIR]
     python -m nmt.train train.members=2 ...   # two seeds side by side, one ensemble
@@ -11,13 +12,15 @@ from pathlib import Path
 from nmt.cli.wrapper import entry_point
 
 
-def run(cfg, run_dir: Path) -> dict:
-    """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return a summary.
+def run(cfg, run_dir: Path):
+    """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return its RunSummary.
     train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members)."""
     import torch
 
+    from nmt.training.members import check_members
     from nmt.training.trainer import Trainer
 
+    check_members(cfg)
     if cfg.train.members > 1:
         from hydra.core.hydra_config import HydraConfig
 
@@ -32,15 +35,7 @@ def run(cfg, run_dir: Path) -> dict:
             torch.distributed.destroy_process_group()
 
 
-def _errors():
-    from nmt.training.divergence import DivergedError
-    from nmt.training.members import MemberFailed
-    from nmt.training.trainer import Interrupted
-
-    return (DivergedError, Interrupted, MemberFailed)
-
-
-main = entry_point("train", run, _errors())
+main = entry_point("train", run)
 
 
 def refuse_busy_run_dir(argv: list[str]) -> None:
@@ -48,7 +43,7 @@ def refuse_busy_run_dir(argv: list[str]) -> None:
     is writing there (the Trainer holds the same lock for the whole run)."""
     import sys
 
-    from nmt.atomic import RunDirBusy, run_dir_lock
+    from nmt.files import RunDirBusy, run_dir_lock
 
     given = [a.split("=", 1)[1] for a in argv if a.startswith("hydra.run.dir=")]
     if given and Path(given[-1]).is_dir():

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from nmt.config.schema import Arch, AttentionKind, Config, Device, Precision, SearchKind, StopMetric, StrEnum
-
+from nmt.errors import NmtError
 
 # program -> {old root key: new key}; `output` and `ref` mean a different key in each program
 _SCORING = {"metrics": "scoring.metrics", "tokenize": "scoring.tokenize", "lowercase": "scoring.lowercase"}
@@ -43,7 +43,7 @@ def upgrade_deprecated_keys(cfg, program: str, warn=None) -> list[str]:
     return moved
 
 
-class ConfigError(ValueError):
+class ConfigError(NmtError, ValueError):
     """A config value out of range or a key the schema does not have: the message names the key."""
 
 
@@ -157,17 +157,6 @@ def check_rules(cfg) -> None:
     if train.members < 1:
         raise ConfigError(f"train.members={train.members}: the number of models to train. Fix: train.members=1 "
                           "(one model) or more (an ensemble trained side by side)")
-    if train.members > 1:
-        from nmt.training.distributed import launched_by_torchrun
-
-        if launched_by_torchrun():
-            raise ConfigError(f"train.members={train.members} starts its own processes. Fix: python -m nmt.train "
-                              "without torchrun, or train.members=1 under torchrun")
-        from nmt.runs.checkpoint import resume_asked
-
-        if resume_asked(train.resume):
-            raise ConfigError(f"train.members={train.members} with train.resume={train.resume}: members resume one "
-                              "by one. Fix: python -m nmt.train train.resume=RUN_DIR/member_K, then its other members")
     if train.precision == Precision.fp16 and not _has_cuda():
         raise ConfigError("train.precision=fp16 needs CUDA. Fix: train.precision=bf16 or fp32 on a CPU")
     if train.device == Device.cuda and not _has_cuda():

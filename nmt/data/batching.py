@@ -9,14 +9,19 @@ from functools import partial
 import numpy as np
 from torch.utils.data import Sampler
 
-from nmt.config.schema import BatchKind, Oversized
 from nmt.config.rules import choice
+from nmt.config.schema import BatchKind, Oversized
+from nmt.errors import NmtError
 
 Batches = list[np.ndarray]  # each batch: the example indices it holds, a view into one index array
 
 
-class OversizedExampleError(ValueError):
-    pass
+class BatchingError(NmtError, ValueError):
+    """Examples that cannot be batched as asked: the message names the setting to change."""
+
+
+class OversizedExampleError(BatchingError):
+    """An example over the token budget with train.batching.oversized=error."""
 
 
 def epoch_rng(seed: int, epoch: int) -> np.random.Generator:
@@ -122,7 +127,8 @@ def shard(batches: Batches, rank: int, world_size: int) -> Batches:
         return batches
     n_examples = sum(map(len, batches))
     if n_examples < world_size:
-        raise ValueError(f"{n_examples} examples cannot give each of {world_size} ranks a batch")
+        raise BatchingError(f"{n_examples} examples cannot give each of {world_size} ranks a batch. "
+                            "Fix: fewer processes (torchrun --nproc-per-node), or more data")
     batches = list(batches)
     if n_examples - len(batches) >= (-len(batches)) % world_size:  # enough examples to split off
         while len(batches) % world_size:

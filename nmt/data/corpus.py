@@ -6,9 +6,9 @@ import gzip
 import hashlib
 import itertools
 import unicodedata
-import zlib
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path

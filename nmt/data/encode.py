@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from nmt.config.rules import ConfigError
 from nmt.data.vocab import EOS_ID, SOS_ID, Vocab
 
 SCHEMA = pa.schema([
@@ -34,7 +35,7 @@ def target_ids(pieces: list[list[int]], max_len: int) -> list[list[int]]:
     """Encoded target sentences as stored: `[SOS] + ids[:max_len - 2] + [EOS]`."""
     keep = max_len - 2
     if keep < 0:
-        raise ValueError(f"preprocess.max_len={max_len} leaves no room for SOS and EOS (needs >= 2)")
+        raise ConfigError(f"preprocess.max_len={max_len} leaves no room for SOS and EOS (needs >= 2)")
     return [[SOS_ID, *ids[:keep], EOS_ID] for ids in pieces]
 
 

@@ -16,12 +16,14 @@ import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from nmt.atomic import atomic_dir, check_output_dir, output_lock, remove_stale_scratch
 from nmt.config.schema import plain
-from nmt.data.corpus import Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel, split_files
+from nmt.data.corpus import (Chunk, CorpusError, DropCounts, clean_chunk, file_sha256, read_hf, read_parallel,
+                             split_files)
 from nmt.data.encode import SCHEMA, encode_chunk
-from nmt.data.store import FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, read_meta, write_meta, write_split_index
+from nmt.data.store import (FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, PreparedDataError,
+                            PreparedMeta, is_prepared, write_split_index)
 from nmt.data.vocab import SPECIAL_IDS, build_vocabs, tokenize_words
+from nmt.files import atomic_dir, check_output_dir, output_lock, remove_stale_scratch
 
 ChunkReader = Callable[[], Iterator[Chunk]]
 
@@ -160,7 +162,7 @@ def encode_split(name: str, chunks: Iterator[Chunk], vocabs, cfg: DictConfig, fo
 
 def prepare(cfg: DictConfig) -> Path:
     """Run every stage and write `cfg.prepared_dir`; reuse it when inputs and config match."""
-    out = check_output_dir(Path(cfg.prepared_dir), "prepared_dir", lambda d: read_meta(d) is not None)
+    out = check_output_dir(Path(cfg.prepared_dir), "prepared_dir", is_prepared)
     readers, hashes = corpus_readers(cfg)
     if "train" not in readers:
         raise CorpusError("no train split configured. Fix: data.splits must map `train` to a file prefix or HF split")
@@ -170,11 +172,19 @@ def prepare(cfg: DictConfig) -> Path:
         if removed:
             print(f"prepare: removed {removed} temporary folder(s) ({size / 1e6:.1f} MB) left beside {out} "
                   "by an interrupted run")
-        meta = read_meta(out)
-        if meta and meta.get("cache_key") == key and not cfg.prepare.force:
+        if reusable(out, key) and not cfg.prepare.force:
             print(f"prepare: {out} already holds this data and config; reusing it (prepare.force=true rebuilds)")
             return out
         return _prepare_into(out, cfg, readers, hashes, key)
+
+
+def reusable(out: Path, key: str) -> bool:
+    """Whether `out` already holds what this config and these inputs make (a damaged meta.json: no)."""
+    try:
+        meta = PreparedMeta.load(out)
+    except PreparedDataError:
+        return False
+    return meta is not None and meta.cache_key == key
 
 
 def _prepare_into(out: Path, cfg: DictConfig, readers: dict[str, ChunkReader], hashes: dict[str, str],
@@ -195,20 +205,16 @@ def _prepare_into(out: Path, cfg: DictConfig, readers: dict[str, ChunkReader], h
                 chunks = (clean_chunk(c, cfg.preprocess, False, eval_drops) for c in read())
             counts[split], lengths[split] = encode_split(split, chunks, vocabs, cfg, tmp / split, f"{key[:16]}-{split}")
         write_split_index(tmp, list(readers))
-        write_meta(tmp, {
-            "format_version": FORMAT_VERSION,
-            "cache_key": key,
-            "config": {k: plain(cfg[k]) for k in ("data", "vocab", "preprocess")},
-            "inputs": hashes,
-            "counts": counts,
-            "dropped": {k: v for k, v in drops.as_dict().items() if k not in ("kept", "read")},
-            "train_pairs_read": drops.read,
-            "vocab": {"kind": kind, "joint": bool(cfg.vocab.joint),
-                      "src_size": vocabs[0].size, "tgt_size": vocabs[1].size},
-            "special_ids": SPECIAL_IDS,
-            "lengths": lengths,
-            "seconds": round(time.time() - started, 2),
-        })
+        PreparedMeta(
+            format_version=FORMAT_VERSION, cache_key=key,
+            config={k: plain(cfg[k]) for k in ("data", "vocab", "preprocess")},
+            inputs=hashes, counts=counts,
+            dropped={k: v for k, v in drops.as_dict().items() if k not in ("kept", "read")},
+            train_pairs_read=drops.read,
+            vocab={"kind": kind, "joint": bool(cfg.vocab.joint), "src_size": vocabs[0].size,
+                   "tgt_size": vocabs[1].size},
+            special_ids=SPECIAL_IDS, lengths=lengths, seconds=round(time.time() - started, 2),
+        ).save(tmp)
     print(f"prepare: train pairs read {drops.read}, kept {drops.kept}; dropped: empty side {drops.empty}, "
           f"over {cfg.preprocess.max_words} words {drops.too_long}, length ratio {drops.ratio}"
           + (f", duplicates {drops.duplicate}" if cfg.preprocess.dedup else ""))

@@ -1,18 +1,27 @@
-"""The prepared dataset on disk: the Arrow DatasetDict layout (sharded writer, split reader),
-vocab/ and meta.json, and opening it for training and translation."""
+"""The prepared dataset on disk, and opening it for training and translation:
+
+    PREPARED/meta.json            PreparedMeta: config, inputs, counts, drops, vocab sizes, lengths
+    PREPARED/vocab/               the vocabulary files (nmt.data.vocab)
+    PREPARED/dataset_dict.json    the split index `datasets.load_from_disk` reads
+    PREPARED/SPLIT/data-*.arrow   each split's Arrow shards (ArrowSplitWriter), with state.json
+"""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Dict, Union
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nmt.errors import NmtError
 
 FORMAT_VERSION = 1  # bump when the stored layout changes; train refuses other versions
 META_FILE = "meta.json"
 VOCAB_DIR = "vocab"
 
 
-class PreparedDataError(ValueError):
+class PreparedDataError(NmtError, ValueError):
     """A prepared dataset that is missing or from an incompatible version."""
 
 
@@ -111,17 +120,78 @@ def write_split_index(folder: Path, splits: list[str]) -> None:
     (Path(folder) / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}))
 
 
-def write_meta(path: Path, meta: dict) -> None:
-    (Path(path) / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
 
 
-def read_meta(prepared_dir: Path) -> dict | None:
-    f = Path(prepared_dir) / META_FILE
-    return json.loads(f.read_text()) if f.is_file() else None
+class VocabInfo(_Record):
+    kind: str
+    joint: bool
+    src_size: int
+    tgt_size: int
+
+
+class PreparedConfig(_Record):
+    """The config groups that decide what prepare wrote (plain dicts, as composed)."""
+
+    data: dict
+    vocab: dict
+    preprocess: dict
+
+
+class PreparedMeta(_Record):
+    """`meta.json` of a prepared folder: what was read, how it was cleaned, what was kept."""
+
+    format_version: int
+    cache_key: str
+    config: PreparedConfig
+    inputs: Dict[str, str]  # input file -> sha256 (or the HF dataset's name)
+    counts: Dict[str, int]  # split -> pairs stored
+    dropped: Dict[str, int]  # cleaning rule -> training pairs it dropped
+    train_pairs_read: int
+    vocab: VocabInfo
+    special_ids: Dict[str, int]
+    lengths: Dict[str, Dict[str, Dict[str, Union[int, float]]]]  # split -> side -> mean, p50, p95, max
+    seconds: float
+
+    @property
+    def preprocess(self) -> dict:
+        return self.config.preprocess
+
+    @property
+    def languages(self) -> dict:
+        return {"src": self.config.data["src_lang"], "tgt": self.config.data["tgt_lang"]}
+
+    @classmethod
+    def load(cls, prepared_dir: Path) -> "PreparedMeta | None":
+        """The folder's meta.json, None when there is none; PreparedDataError (naming the file and
+        the fix) when it is not what prepare writes."""
+        path = Path(prepared_dir) / META_FILE
+        if not path.is_file():
+            return None
+        try:
+            return cls.model_validate_json(path.read_bytes())
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "the top level"
+            raise PreparedDataError(f"{path}: not what nmt.prepare writes ({where}: {first['msg']}). Fix: "
+                                    f"`python -m nmt.prepare prepared_dir={prepared_dir} prepare.force=true`") from None
+
+    def save(self, prepared_dir: Path) -> Path:
+        """Write meta.json into `prepared_dir` (prepare writes the whole folder under a scratch
+        name and renames it into place, so this file is never seen half-written)."""
+        path = Path(prepared_dir) / META_FILE
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def is_prepared(folder: Path) -> bool:
+    """Whether `folder` is a prepared folder (it has a meta.json, sound or not)."""
+    return (Path(folder) / META_FILE).is_file()
 
 
 def load_prepared(prepared_dir: Path):
-    """Open a prepared dataset: (DatasetDict, meta, (src_vocab, tgt_vocab)).
+    """Open a prepared dataset: (DatasetDict, PreparedMeta, (src_vocab, tgt_vocab)).
 
     Raises PreparedDataError naming the folder and the fix when it is missing or stale."""
     import datasets
@@ -129,14 +199,14 @@ def load_prepared(prepared_dir: Path):
     from nmt.data.vocab import load_vocabs
 
     d = Path(prepared_dir)
-    meta = read_meta(d)
+    meta = PreparedMeta.load(d)
     if meta is None:
         raise PreparedDataError(
             f"{d}: no prepared dataset (no {META_FILE}). Fix: run `python -m nmt.prepare prepared_dir={d}` "
             "or pass the prepared_dir= that prepare printed")
-    if meta.get("format_version") != FORMAT_VERSION:
+    if meta.format_version != FORMAT_VERSION:
         raise PreparedDataError(
-            f"{d}: prepared with format version {meta.get('format_version')}, this nmt reads version "
+            f"{d}: prepared with format version {meta.format_version}, this nmt reads version "
             f"{FORMAT_VERSION}. Fix: `python -m nmt.prepare prepared_dir={d} force=true`")
     return datasets.load_from_disk(str(d)), meta, load_vocabs(d / VOCAB_DIR)
 

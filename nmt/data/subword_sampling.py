@@ -16,6 +16,7 @@ import sys
 
 import numpy as np
 
+from nmt.config.rules import ConfigError
 from nmt.data.encode import source_ids, target_ids
 from nmt.data.vocab import Vocab
 
@@ -44,7 +45,7 @@ class Resegmenter:
                  target: bool = True, max_len: int = 100, seed: int = 1):
         for side, vocab, on in (("source", src_vocab, source), ("target", tgt_vocab, target)):
             if on and vocab.kind != "spm":
-                raise ValueError(f"train.subword_sampling on the {side} side needs a SentencePiece vocabulary; "
+                raise ConfigError(f"train.subword_sampling on the {side} side needs a SentencePiece vocabulary; "
                                  f"this data was prepared with vocab kind {vocab.kind}. Fix: prepare with vocab=spm, "
                                  "or train.subword_sampling.alpha=0")
         self.vocabs, self.alpha, self.nbest_size = (src_vocab, tgt_vocab), alpha, nbest_size

@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from nmt.errors import NmtError
 
-class CorpusError(ValueError):
+
+class CorpusError(NmtError, ValueError):
     """Bad input text: the message names the file, the line and the fix."""
 
 

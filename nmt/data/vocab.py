@@ -8,6 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from nmt.config.rules import ConfigError
+from nmt.errors import NmtError
+
 # The special tokens and their ids, defined here and nowhere else.
 PAD, UNK, SOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 SPECIAL_TOKENS = (PAD, UNK, SOS, EOS)
@@ -15,6 +18,10 @@ PAD_ID, UNK_ID, SOS_ID, EOS_ID = range(4)
 SPECIAL_IDS = {"pad": PAD_ID, "unk": UNK_ID, "sos": SOS_ID, "eos": EOS_ID}
 
 VOCAB_INDEX = "vocab.json"
+
+
+class VocabError(NmtError, ValueError):
+    """Vocabulary files that are missing or from another version: the message names the file and the fix."""
 
 # Word tokenizer: a word is a run of letters/digits (with inner - or '), every other
 # non-space character is a token of its own. "Ein Mann's Hut." -> Ein Mann's Hut .
@@ -53,7 +60,7 @@ class Vocab(ABC):
     def sample(self, text: str, alpha: float, nbest_size: int = -1) -> list[int]:
         """Like encode_batch for one sentence, with a random segmentation (subword
         regularization): SentencePiece vocabularies only."""
-        raise ValueError(f"subword sampling needs a SentencePiece vocabulary, this one is {self.kind}. "
+        raise ConfigError(f"subword sampling needs a SentencePiece vocabulary, this one is {self.kind}. "
                          "Fix: prepare with vocab=spm, or train.subword_sampling.alpha=0")
 
     @abstractmethod
@@ -145,7 +152,7 @@ class SpmVocab(Vocab):
         self.threads = threads
         got = (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
         if got != (PAD_ID, UNK_ID, SOS_ID, EOS_ID):
-            raise ValueError(f"{model_file}: special ids {got} differ from {(PAD_ID, UNK_ID, SOS_ID, EOS_ID)}")
+            raise VocabError(f"{model_file}: special ids {got} differ from {(PAD_ID, UNK_ID, SOS_ID, EOS_ID)}")
 
     @classmethod
     def train(cls, files: list[Path], model_prefix: Path, cfg) -> "SpmVocab":
@@ -227,10 +234,10 @@ def load_vocabs(vocab_dir: Path) -> tuple[Vocab, Vocab]:
     vocab_dir = Path(vocab_dir)
     index_file = vocab_dir / VOCAB_INDEX
     if not index_file.is_file():
-        raise FileNotFoundError(f"{index_file}: no vocabulary index. Fix: run `python -m nmt.prepare` first")
+        raise VocabError(f"{index_file}: no vocabulary index. Fix: run `python -m nmt.prepare` first")
     index = json.loads(index_file.read_text())
     if index["special_ids"] != SPECIAL_IDS:
-        raise ValueError(f"{index_file}: special ids {index['special_ids']} differ from this version's {SPECIAL_IDS}")
+        raise VocabError(f"{index_file}: special ids {index['special_ids']} differ from this version's {SPECIAL_IDS}")
 
     def load(fname: str) -> Vocab:
         if index["kind"] == "spm":

@@ -8,11 +8,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nmt.atomic import check_output_file
-from nmt.inference.translator import Translator
 from nmt.analysis.scoring import as_list, score_corpus
-from nmt.data.store import load_prepared, split_table
+from nmt.data.store import PreparedDataError, load_prepared, split_table
 from nmt.data.textio import check_references, iter_stdin, read_lines, read_stdin
+from nmt.files import check_output_file
+from nmt.inference.translator import Translator
 
 
 @dataclass
@@ -44,18 +44,18 @@ def text_job(tr: Translator, tcfg) -> Job:
 def split_job(tr: Translator, split_name: str, fallback_dir: str) -> Job:
     """`translate.split=NAME` of the folder the model's data was prepared in (else `prepared_dir`),
     which must hold the vocabularies the model was trained with."""
-    from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
     from nmt.data.store import VOCAB_DIR
+    from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
 
     prepared = Path(tr.prepared_dir or fallback_dir)
     prepared = prepared if (prepared / VOCAB_DIR).is_dir() else Path(fallback_dir)
     data, _, _ = load_prepared(prepared)
     if tr.vocab_fingerprint and vocab_fingerprint(vocab_files(prepared / VOCAB_DIR)) != tr.vocab_fingerprint:
-        raise ValueError(f"translate.split={split_name}: {prepared} holds other vocabularies than the checkpoint was "
+        raise PreparedDataError(f"translate.split={split_name}: {prepared} holds other vocabularies than the checkpoint was "
                          f"trained with (prepared in {tr.prepared_dir}), so its ids would be read as other pieces. "
                          "Fix: prepared_dir= the folder the model was trained on, or translate.input=FILE with raw text")
     if split_name not in data:
-        raise ValueError(f"translate.split={split_name!r} is not in {prepared} (it has {list(data)})")
+        raise PreparedDataError(f"translate.split={split_name!r} is not in {prepared} (it has {list(data)})")
     table = split_table(data[split_name])
     return Job(split_name, table.column("src_ids").to_pylist(), [table.column("tgt_text").to_pylist()],
                [f"split {split_name}"])

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nmt.config.rules import ConfigError, check_search, choice, ckpt_list
+from nmt.config.schema import DecodeConfig, PreprocessConfig, Quantize, SearchKind
 from nmt.data.batching import decoding_batches
 from nmt.data.collate import collate
-from nmt.config.schema import DecodeConfig, PreprocessConfig, Quantize, SearchKind
-from nmt.config.rules import check_search, choice, ckpt_list
 from nmt.data.corpus import DropCounts, clean_chunk
-from nmt.inference.search import Hypothesis, search
 from nmt.data.store import split_table
 from nmt.data.vocab import EOS_ID, SOS_ID
+from nmt.inference.search import Hypothesis, search
 
 
 @dataclass
@@ -57,14 +57,14 @@ def search_options(base: Any = None, **overrides) -> DecodeConfig:
     overrides = {k: v for k, v in overrides.items() if v is not None}
     unknown = set(overrides) - set(DecodeConfig.__dataclass_fields__)
     if unknown:
-        raise ValueError(f"unknown decode option(s) {sorted(unknown)}: use {sorted(DecodeConfig.__dataclass_fields__)}")
+        raise ConfigError(f"unknown decode option(s) {sorted(unknown)}: use {sorted(DecodeConfig.__dataclass_fields__)}")
     if "beam_size" in overrides and "kind" not in overrides:
         overrides["kind"] = SearchKind.greedy if overrides["beam_size"] == 1 else SearchKind.beam
     opts = dataclasses.replace(opts, **overrides)
     opts = dataclasses.replace(opts, kind=choice(SearchKind, opts.kind, "decode.kind"),
                                quantize=choice(Quantize, opts.quantize, "decode.quantize"))
     if opts.beam_size < 1 or opts.n_best < 1:
-        raise ValueError(f"beam_size={opts.beam_size}, n_best={opts.n_best}: need 1 <= n_best <= beam_size")
+        raise ConfigError(f"beam_size={opts.beam_size}, n_best={opts.n_best}: need 1 <= n_best <= beam_size")
     check_search(opts.kind, opts.beam_size, opts.n_best)
     return opts
 
@@ -156,17 +156,17 @@ class Translator:
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it. A length penalty
         left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
         `quantize="int8"`: int8 weights on the CPU."""
-        from nmt.runs.checkpoint import Checkpoint, run_checkpoints
         from nmt.model.ensemble import Ensemble
-        from nmt.runs.model_folder import is_model_folder, read_folder
+        from nmt.runs.model_folder import read_model
+        from nmt.runs.run_folder import run_checkpoints
 
         quantize = choice(Quantize, quantize or "none", "quantize")
         if quantize == Quantize.int8 and str(device) != "cpu":
-            raise ValueError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
+            raise ConfigError("quantize=int8 runs on the CPU. Fix: device=cpu, or no quantization on a GPU")
         paths = [c for p in ([path] if isinstance(path, (str, Path)) else path) for c in run_checkpoints(Path(p))]
         if not paths:
-            raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
-        ckpts = [read_folder(p) if is_model_folder(p) else Checkpoint.load(p) for p in paths]
+            raise ConfigError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
+        ckpts = [read_model(p) for p in paths]
         _check_same_inputs(paths, ckpts)
         ckpt = ckpts[0]
         src_vocab, tgt_vocab = ckpt.vocabs()
@@ -199,7 +199,7 @@ class Translator:
         included), on CUDA when there is one and train.device allows it (not for int8)."""
         paths = ckpt_list(cfg.ckpt)
         if not paths:
-            raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt")
+            raise ConfigError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt")
         quantize = Quantize(cfg.decode.quantize)
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu" and quantize == Quantize.none
         return cls.from_checkpoint(paths, cfg.decode, "cuda" if cuda else "cpu", str(quantize))

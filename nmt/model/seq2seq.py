@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nmt.config.rules import ConfigError
 from nmt.model.decoder import BahdanauDecoder, Decoder, InputFeedingDecoder, Memory
 from nmt.model.encoder import Bridge, Encoder, State
 from nmt.model.loss import smoothed_cross_entropy
@@ -17,7 +18,7 @@ class Seq2Seq(nn.Module):
         src_emb = nn.Embedding(src_vocab_size, cfg.emb_dim, padding_idx=pad_id)
         if cfg.share_embeddings:
             if src_vocab_size != tgt_vocab_size:
-                raise ValueError("model.share_embeddings needs a joint vocabulary (vocab.joint=true)")
+                raise ConfigError("model.share_embeddings needs a joint vocabulary (vocab.joint=true)")
             tgt_emb = src_emb
         else:
             tgt_emb = nn.Embedding(tgt_vocab_size, cfg.emb_dim, padding_idx=pad_id)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nmt.config.rules import ConfigError
 from nmt.model.decoder import Memory
 from nmt.model.dropout import drop_tokens
 from nmt.model.encoder import State
@@ -118,12 +119,12 @@ class Transformer(nn.Module):
         super().__init__()
         dim, heads = cfg.emb_dim, cfg.heads
         if dim % heads:
-            raise ValueError(f"model.emb_dim={dim} must be a multiple of model.heads={heads}")
+            raise ConfigError(f"model.emb_dim={dim} must be a multiple of model.heads={heads}")
         self.cfg, self.pad_id, self.dim, self.heads = cfg, pad_id, dim, heads
         self.src_embedding = nn.Embedding(src_vocab_size, dim, padding_idx=pad_id)
         if cfg.share_embeddings:
             if src_vocab_size != tgt_vocab_size:
-                raise ValueError("model.share_embeddings needs a joint vocabulary (vocab.joint=true)")
+                raise ConfigError("model.share_embeddings needs a joint vocabulary (vocab.joint=true)")
             self.tgt_embedding = self.src_embedding
         else:
             self.tgt_embedding = nn.Embedding(tgt_vocab_size, dim, padding_idx=pad_id)

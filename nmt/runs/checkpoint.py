@@ -1,7 +1,8 @@
 """The checkpoint file: one typed `Checkpoint` with a version, written atomically with a content
 hash, read back without running any code (`torch.load(weights_only=True)`), for inference
 (weights, configs, vocabularies) or for training (plus optimizer, schedule, sampler and RNG
-states). Every writer and reader of `.pt` files in nmt uses it.
+states). Every writer and reader of `.pt` files in nmt uses it; what a run folder holds around
+its checkpoints (the summary, resuming, the recommended checkpoint) is `nmt.runs.run_folder`.
 
 A file holds only tensors, plain containers, numbers, strings and bytes: configs as plain
 dicts, vocabularies as the bytes of their files. Files written before version 3 hold NumPy's
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from nmt.errors import NmtError
 
 CHECKPOINT_VERSION = 3  # 3: typed fields, plain containers only; 2: content hash; 1: first
 READABLE_VERSIONS = (1, 2, 3)
@@ -32,7 +33,7 @@ LEGACY_SAFE_GLOBALS = [_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype
 RESUMABLE_CHANGES = {"dropout", "emb_dropout", "word_dropout"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NmtError, ValueError):
     """A checkpoint that is missing, damaged, unsafe or unusable: the message names the file and the fix."""
 
 
@@ -81,7 +82,7 @@ class Checkpoint:
         """Write to a scratch file beside `path`, then rename: a crash never leaves half a file.
         The file carries a content hash that `load` verifies; non-finite weights are refused,
         so no checkpoint ever holds them."""
-        from nmt.atomic import atomic_file
+        from nmt.files import atomic_file
 
         path = Path(path)
         bad = non_finite_weights(self.weights)
@@ -280,75 +281,3 @@ def vocab_fingerprint(files: dict[str, bytes]) -> str:
 def vocab_files(vocab_dir: Path) -> dict[str, bytes]:
     """The vocab folder's files, stored in the checkpoint so it alone can rebuild the vocabs."""
     return {p.name: p.read_bytes() for p in sorted(Path(vocab_dir).iterdir()) if p.is_file()}
-
-
-def keep_step_copy(ckpt_dir: Path, step: int, keep: int) -> None:
-    """Keep `last.pt` also as `step_NNNNNNNN.pt` (a hard link: no copy) and delete all but the
-    newest `keep` of those: the inputs of `nmt.average average.last_n=K`."""
-    kept = ckpt_dir / f"step_{step:08d}.pt"
-    kept.unlink(missing_ok=True)
-    try:
-        os.link(ckpt_dir / "last.pt", kept)
-    except OSError:  # a file system without hard links
-        shutil.copyfile(ckpt_dir / "last.pt", kept)
-    for old in sorted(ckpt_dir.glob("step_*.pt"))[:-keep]:
-        old.unlink()
-
-
-def resume_asked(resume) -> bool:
-    """Whether train.resume asks for anything (false, 0, empty and null do not)."""
-    return not (resume is False or resume is None or str(resume).lower() in ("false", "0", ""))
-
-
-def resolve_resume(resume, run_dir: Path) -> Path | None:
-    """train.resume: false -> None; true -> this run dir's last.pt; auto -> that if it exists,
-    else None (a requeued cluster job); a run dir or a .pt file."""
-    if not resume_asked(resume):
-        return None
-    if str(resume).lower() == "auto":
-        target = Path(run_dir) / "checkpoints" / "last.pt"
-        return target if target.is_file() else None
-    if resume is True or str(resume).lower() == "true":
-        target = Path(run_dir) / "checkpoints" / "last.pt"
-    else:
-        p = Path(str(resume))
-        target = p if p.suffix == ".pt" else p / "checkpoints" / "last.pt"
-    if not target.is_file():
-        raise FileNotFoundError(
-            f"train.resume={resume}: {target} does not exist. Fix: train.resume=RUN_DIR of an earlier run "
-            "(outputs/DATE/TIME) or the path of its checkpoints/last.pt")
-    return target
-
-
-def run_checkpoints(path: Path) -> list[Path]:
-    """`ckpt=RUN_DIR` of a run trained with `train.members=N`: the checkpoint each member
-    recommends (an ensemble); of any other path, [recommended_checkpoint(path)]."""
-    import json
-
-    path = Path(path)
-    summary = path / "train_summary.json"
-    if path.is_dir() and summary.is_file():
-        members = json.loads(summary.read_text()).get("members")
-        if members:
-            return [recommended_checkpoint(path / m) for m in members]  # by name: the run dir may have moved
-    return [recommended_checkpoint(path)]
-
-
-def recommended_checkpoint(path: Path) -> Path:
-    """`ckpt=RUN_DIR`: the checkpoint a finished training run recommends (train_summary.json's
-    `recommended`: best.pt, or avg.pt when it scored higher on val), else its best.pt; any other
-    path as it is."""
-    import json
-
-    path = Path(path)
-    summary, best = path / "train_summary.json", path / "checkpoints" / "best.pt"
-    if not (path.is_dir() and (summary.is_file() or best.is_file())):
-        return path
-    if summary.is_file():
-        recommended = json.loads(summary.read_text()).get("recommended")
-        if recommended and (path / "checkpoints" / Path(recommended).name).is_file():
-            return path / "checkpoints" / Path(recommended).name  # by name: the run dir may have moved
-    if best.is_file():
-        return best
-    raise FileNotFoundError(f"{path}: a training run without checkpoints/best.pt. Fix: ckpt=PATH.pt of one of its "
-                            "checkpoints")

@@ -13,10 +13,9 @@ import hashlib
 import json
 import os
 import shlex
-import sys
 from pathlib import Path
 
-from nmt.runs.checkpoint import Checkpoint, CheckpointError, run_checkpoints
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
 
 FORMAT = "nmt-model-folder"
 FORMAT_VERSION = 1
@@ -29,22 +28,26 @@ def is_model_folder(path: Path) -> bool:
 
 def training_data(prepared_dir: str | None) -> dict | None:
     """Name, files and pair counts of the data the model was trained on, from the prepared
-    folder's meta.json when it is still there."""
-    meta_file = Path(prepared_dir or "") / "meta.json"
-    if not prepared_dir or not meta_file.is_file():
+    folder's meta.json when it is still there (and sound)."""
+    from nmt.data.store import PreparedDataError, PreparedMeta
+
+    try:
+        meta = PreparedMeta.load(Path(prepared_dir)) if prepared_dir else None
+    except PreparedDataError:
         return None
-    meta = json.loads(meta_file.read_text())
-    data = meta.get("config", {}).get("data", {})
-    return {"name": data.get("name"), "splits": data.get("splits") or data.get("files"), "pairs": meta.get("counts")}
+    if meta is None:
+        return None
+    data = meta.config.data
+    return {"name": data.get("name"), "splits": data.get("splits") or data.get("files"), "pairs": meta.counts}
 
 
-def folder_config(ckpt: Checkpoint, source_name: str, test_scores: list[dict] | None) -> dict:
-    """config.json's content for a checkpoint (and its test scores, when measured)."""
-    from nmt.analysis.scoring import score_corpus
-
+def folder_config(ckpt: Checkpoint, source_name: str, test_scores: list[dict] | None,
+                  bleu_signature: str | None = None) -> dict:
+    """config.json's content for a checkpoint (and its test scores, when measured);
+    `bleu_signature`: sacreBLEU's, shown beside a validation BLEU."""
     train = ckpt.train_config or {}
     metric = train.get("early_stopping_metric")
-    signature = score_corpus([""], [[""]], ("bleu",))[0]["signature"] if metric == "bleu" else None
+    signature = bleu_signature if metric == "bleu" else None
     vocab = ckpt.prepared.get("vocab", {})
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -67,7 +70,7 @@ def write_folder(ckpt: Checkpoint, config: dict, card: str, output: Path) -> Pat
     import torch
     from safetensors.torch import save_file
 
-    from nmt.atomic import atomic_dir
+    from nmt.files import atomic_dir
 
     output = Path(output)
     with atomic_dir(output) as tmp:
@@ -192,49 +195,6 @@ def training_command(checkpoint: Path) -> str | None:
     return " ".join(["python -m nmt.train", *map(shlex.quote, map(str, args))])
 
 
-def export(cfg) -> Path:
-    """`nmt.export`: the checkpoint `cfg.ckpt` as a model folder at `cfg.export.output`, with
-    test scores on `cfg.export.split` of the prepared data when `cfg.export.score`."""
-    from nmt.atomic import check_output_dir, output_lock
-    from nmt.config.rules import ckpt_list
-
-    paths = ckpt_list(cfg.ckpt)
-    if not paths:
-        raise FileNotFoundError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt")
-    if len(paths) > 1:
-        raise ValueError(f"ckpt={paths}: export writes one model. Fix: export each member, or average the "
-                         "checkpoints of one run first (python -m nmt.average) and export that")
-    if not cfg.export.output:
-        raise ValueError("no output folder given. Fix: export.output=DIR")
-    output = check_output_dir(Path(cfg.export.output), "export.output", is_model_folder)  # an earlier export is replaced
-    sources = run_checkpoints(Path(paths[0]))  # ckpt=RUN_DIR: the checkpoint the run recommends
-    if len(sources) > 1:
-        raise ValueError(f"ckpt={paths[0]}: a run of {len(sources)} members (train.members), and export writes "
-                         f"one model. Fix: export a member, ckpt={Path(paths[0]) / 'member_0'}")
-    source = sources[0]
-    ckpt = Checkpoint.load(source)
-    scores = test_scores(cfg) if cfg.export.score else None
-    config = folder_config(ckpt, source.name, scores)
-    command = " ".join(["python -m nmt.export", *map(shlex.quote, sys.argv[1:])])
-    with output_lock(output):
-        write_folder(ckpt, config, model_card(config, command, training_command(source)), output)
-    print(f"export: wrote {output} ({WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD})", file=sys.stderr)
-    return output
-
-
-def test_scores(cfg) -> list[dict] | None:
-    """BLEU and chrF of the checkpoint on the prepared split `cfg.export.split` with the decode
-    group's search, or None (with a note) when the prepared data is not there."""
-    from nmt.inference.translate_job import split_job
-    from nmt.inference.translator import Translator
-    from nmt.analysis.scoring import score_corpus
-
-    tr = Translator.from_config(cfg)
-    try:
-        job = split_job(tr, cfg.export.split, cfg.prepared_dir)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"export: note: no test scores in the card ({err})", file=sys.stderr)
-        return None
-    hyps = tr.detokenize(tr.translate_ids(job.sources, progress=True))
-    search = f"beam {tr.options.beam_size}" if tr.options.beam_size > 1 else "greedy"
-    return [{**s, "split": cfg.export.split, "search": search} for s in score_corpus(hyps, job.refs, ("bleu", "chrf"))]
+def read_model(path: Path) -> Checkpoint:
+    """A checkpoint file or a model folder, as a Checkpoint (what inference and diagnosis need)."""
+    return read_folder(path) if is_model_folder(path) else Checkpoint.load(path)

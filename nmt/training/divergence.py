@@ -7,8 +7,10 @@ from pathlib import Path
 
 import torch
 
+from nmt.errors import NmtError
 
-class DivergedError(RuntimeError):
+
+class DivergedError(NmtError, RuntimeError):
     """Training diverged (non-finite or exploding loss or weights); nothing after it was saved."""
 
 

@@ -11,18 +11,20 @@ penalty); member K gets `train.seed + K` and `train.batching.seed + K`.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from nmt.errors import NmtError
+from nmt.runs.run_folder import EnsembleScores, RunSummary
+
 # keys the members get from here; a user's own value for them is replaced
 MEMBER_KEYS = ("train.members", "train.threads", "train.seed", "train.batching.seed", "train.resume")
 
 
-class MemberFailed(RuntimeError):
+class MemberFailed(NmtError, RuntimeError):
     """A member's training process exited with a non-zero status, or the run was stopped."""
 
 
@@ -86,11 +88,25 @@ def run_members(commands: list[list[str]], logs: list[Path | None]) -> list[int]
                 f.close()
 
 
-def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> dict:
+def check_members(cfg) -> None:
+    """The rules of train.members that look past the config: it starts its own processes (not
+    under torchrun), and members resume one by one."""
+    from nmt.config.rules import ConfigError
+    from nmt.runs.run_folder import resume_asked
+    from nmt.training.distributed import launched_by_torchrun
+
+    members = cfg.train.members
+    if members > 1 and launched_by_torchrun():
+        raise ConfigError(f"train.members={members} starts its own processes. Fix: python -m nmt.train "
+                          "without torchrun, or train.members=1 under torchrun")
+    if members > 1 and resume_asked(cfg.train.resume):
+        raise ConfigError(f"train.members={members} with train.resume={cfg.train.resume}: members resume one "
+                          "by one. Fix: python -m nmt.train train.resume=RUN_DIR/member_K, then its other members")
+
+
+def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> RunSummary:
     """Train cfg.train.members members under `run_dir`, score their ensemble on val with the
     decode group's search, write `run_dir/train_summary.json` naming them, and return it."""
-    from nmt.atomic import atomic_file
-
     n, run_dir = cfg.train.members, Path(run_dir)
     threads = member_threads(cfg.train.threads, n)
     print(f"train: {n} members side by side, {threads} thread(s) each, in {run_dir}/member_0..{n - 1}; "
@@ -114,34 +130,33 @@ def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> dict:
             f"member {k} ({member_dir(run_dir, k)}) exited with status {statuses[k]}"
             + (f": see {logs[k]}" if logs[k] else "") for k in failed)
             + ". Fix: the member's own error says what to change; its checkpoints are in its folder")
-    summaries = [json.loads((member_dir(run_dir, k) / "train_summary.json").read_text()) for k in range(n)]
-    summary = {"members": [member_dir(run_dir, k).name for k in range(n)],
-               "member_summaries": summaries, "run_dir": str(run_dir),
-               "ensemble": ensemble_val_scores(cfg, [member_dir(run_dir, k) for k in range(n)], summaries)}
-    with atomic_file(run_dir / "train_summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
-    e = summary["ensemble"]
-    scores = (f" on val: BLEU {e['bleu']:.2f} ({e['search']}, length penalty {e['length_penalty']:g}; members "
-              f"{', '.join(f'{s:.2f}' for s in e['member_bleu'])})" if "bleu" in e else "")
+    summaries = [RunSummary.load(member_dir(run_dir, k)) for k in range(n)]
+    summary = RunSummary(run_dir=str(run_dir), members=[member_dir(run_dir, k).name for k in range(n)],
+                         member_summaries=summaries,
+                         ensemble=ensemble_val_scores(cfg, [member_dir(run_dir, k) for k in range(n)], summaries))
+    summary.save(run_dir)
+    e = summary.ensemble
+    scores = (f" on val: BLEU {e.bleu:.2f} ({e.search}, length penalty {e.length_penalty:g}; members "
+              f"{', '.join(f'{s:.2f}' for s in e.member_bleu)})" if e.bleu is not None else "")
     print(f"train: ensemble of {n} members{scores}; translate with ckpt={run_dir}", file=sys.stderr)
     return summary
 
 
-def ensemble_val_scores(cfg, members: list[Path], summaries: list[dict]) -> dict:
+def ensemble_val_scores(cfg, members: list[Path], summaries: list[RunSummary]) -> EnsembleScores:
     """Val BLEU of the members together, as translate will run them (the decode group's search,
     the mean of the length penalties the members chose), and of each member alone (from its
     summary when it chose its penalty on val, else decoded here); only the checkpoints with
     train.val_bleu=false."""
     import torch
 
-    from nmt.runs.checkpoint import recommended_checkpoint
     from nmt.inference.translator import Translator
+    from nmt.runs.run_folder import recommended_checkpoint
     from nmt.training.trainer import load_training_data
     from nmt.training.validation import split_bleu
 
     paths = [recommended_checkpoint(m) for m in members]
     if not cfg.train.val_bleu:
-        return {"checkpoints": [str(p) for p in paths]}
+        return EnsembleScores(checkpoints=[str(p) for p in paths])
     torch.set_num_threads(cfg.train.threads or os.cpu_count() or 1)
     valid = load_training_data(Path(cfg.prepared_dir))[0]["valid"]
     ensemble = Translator.from_checkpoint(paths, cfg.decode)
@@ -150,12 +165,11 @@ def ensemble_val_scores(cfg, members: list[Path], summaries: list[dict]) -> dict
                                                     cfg.train.val_max_sentences)
              for p, summary in zip(paths, summaries)]
     search = f"beam {cfg.decode.beam_size}" if cfg.decode.kind == "beam" else "greedy"
-    return {"bleu": bleu, "member_bleu": alone, "search": search,
-            "length_penalty": ensemble.options.length_penalty, "checkpoints": [str(p) for p in paths]}
+    return EnsembleScores(bleu=bleu, member_bleu=alone, search=search,
+                          length_penalty=ensemble.options.length_penalty, checkpoints=[str(p) for p in paths])
 
 
-def member_val_bleu(summary: dict) -> float | None:
+def member_val_bleu(summary: RunSummary) -> float | None:
     """A member's val BLEU at the length penalty it chose (its summary's `length_penalty`: the
     recommended checkpoint with the decode group's search, as translate runs it), or None."""
-    chosen = summary.get("length_penalty")
-    return chosen["val_bleu"][f"{chosen['chosen']:g}"] if chosen else None
+    return summary.length_penalty.chosen_bleu() if summary.length_penalty else None

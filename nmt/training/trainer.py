@@ -1,10 +1,9 @@
 """The Trainer: a training run as named steps — build, resume, train_step, validate, save,
 should_stop, finish — around one loop (`fit`); the end-of-run averaging and length-penalty
-choice are `training.final_choice`. Teacher forcing, gradient clipping, validation with
+choice are `training.end_of_run`. Teacher forcing, gradient clipping, validation with
 early stopping, divergence checks, resumable checkpoints; one CPU, one GPU or DDP ranks."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -16,17 +15,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from nmt.data.batching import LengthBatchSampler
-from nmt.runs.checkpoint import Checkpoint, TrainingState, keep_step_copy, resolve_resume, vocab_files
-from nmt.data.collate import make_loader
 from nmt.config.schema import Device, Precision, StopMetric, plain
-from nmt.training.distributed import DistInfo, init_distributed
-from nmt.inference.translator import Translator
-from nmt.model import build_model
+from nmt.data.batching import LengthBatchSampler
+from nmt.data.collate import make_loader
 from nmt.data.store import VOCAB_DIR, PreparedDataError, load_prepared
 from nmt.data.subword_sampling import resegmenter_from_config
+from nmt.errors import NmtError
+from nmt.inference.translator import Translator
+from nmt.model import build_model
+from nmt.runs.checkpoint import Checkpoint, TrainingState, vocab_files
+from nmt.runs.run_folder import RunSummary, keep_step_copy, resolve_resume
+from nmt.training.distributed import DistInfo, init_distributed
 from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
-from nmt.training.end_of_run import FinalChoice
+from nmt.training.end_of_run import EndOfRun, recommend
 from nmt.training.metrics_log import MetricsLog
 from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
                                 resolve_precision, teacher_forcing_ratio)
@@ -34,7 +35,7 @@ from nmt.training.rng import rng_states_for_rank, rng_states_of_all_ranks, set_r
 from nmt.training.validation import validate
 
 
-class Interrupted(RuntimeError):
+class Interrupted(NmtError, RuntimeError):
     """Training stopped by a signal (a scheduler's SIGTERM before preemption) after saving last.pt."""
 
 
@@ -99,7 +100,7 @@ def load_training_data(prepared_dir: Path):
     return data, meta, vocabs
 
 
-class Trainer(FinalChoice):
+class Trainer:
     """One training run of `cfg` (the composed config) into `run_dir`.
 
     Construction builds everything (process group, device, data, model, optimizer, schedule,
@@ -123,12 +124,12 @@ class Trainer(FinalChoice):
         self.data, self.meta, (src_vocab, self.tgt_vocab) = load_training_data(Path(cfg.prepared_dir))
         self.model = build_model(cfg.model, src_vocab.size, self.tgt_vocab.size, self.tgt_vocab.pad_id).to(self.device)
         self.net = self.model  # the DDP wrapper under torchrun (after resuming)
-        self.validator = Translator(self.model, src_vocab, self.tgt_vocab, self.meta["config"]["preprocess"],
+        self.validator = Translator(self.model, src_vocab, self.tgt_vocab, self.meta.preprocess,
                                     decode="greedy", device=self.device)
         self.optimizer = make_optimizer(self.model, self.tcfg)
         self.progress = Progress()
         self.resegment = resegmenter_from_config(self.tcfg.subword_sampling, (src_vocab, self.tgt_vocab),
-                                                 self.meta["config"]["preprocess"]["max_len"], self.tcfg.seed)
+                                                 self.meta.preprocess["max_len"], self.tcfg.seed)
         self.sampler = LengthBatchSampler.from_config(self.data["train"], self.tcfg.batching, self.dist.rank,
                                                       self.dist.world_size, resegment=self.resegment)
         self.total_steps = self.tcfg.max_steps or self.tcfg.max_epochs * len(self.sampler.epoch_batches(0))
@@ -153,14 +154,14 @@ class Trainer(FinalChoice):
     def fit(self) -> dict:
         """Train until a budget, early stopping or divergence ends the run (or SIGTERM: last.pt
         is saved and Interrupted raised); return a summary. One run at a time per run dir."""
-        from nmt.atomic import run_dir_lock
+        from nmt.files import run_dir_lock
 
         with run_dir_lock(self.run_dir, "train", enabled=self.dist.is_main), self.catch_sigterm():
             return self._fit()
 
     def _fit(self) -> dict:
         if self.dist.is_main:
-            from nmt.atomic import remove_stale_scratch
+            from nmt.files import remove_stale_scratch
 
             remove_stale_scratch(self.ckpt_dir / "*.pt")
         self.resume(resolve_resume(self.tcfg.resume, self.run_dir))
@@ -335,10 +336,10 @@ class Trainer(FinalChoice):
         return Checkpoint(
             weights=self.model.state_dict(), model_config=plain(self.cfg.model),
             vocab_files=vocab_files(Path(self.cfg.prepared_dir) / VOCAB_DIR),
-            preprocess=meta["config"]["preprocess"],
-            languages={"src": meta["config"]["data"]["src_lang"], "tgt": meta["config"]["data"]["tgt_lang"]},
-            prepared={"dir": str(self.cfg.prepared_dir), "format_version": meta["format_version"],
-                      "special_ids": meta["special_ids"], "vocab": meta["vocab"]},
+            preprocess=meta.preprocess,
+            languages=meta.languages,
+            prepared={"dir": str(self.cfg.prepared_dir), "format_version": meta.format_version,
+                      "special_ids": meta.special_ids, "vocab": meta.vocab.model_dump()},
             n_params=self.n_params, progress=asdict(p), train_config=plain(self.tcfg),
             training=TrainingState(self.optimizer.state_dict(), self.scheduler.state_dict(),
                                    self.scaler.state_dict(), sampler_state, rng_per_rank))
@@ -365,23 +366,25 @@ class Trainer(FinalChoice):
                 stop = "another rank stopped"
         return stop
 
-    def finish(self, stop_reason: str) -> dict:
-        """Validate the final weights (if not just done), save last.pt, draw the curves, write
-        and return the summary."""
+    def finish(self, stop_reason: str) -> RunSummary:
+        """Validate the final weights (if not just done), save last.pt, make the end-of-run
+        choices (rank 0), draw the curves, write and return the summary."""
         p, metric = self.progress, self.tcfg.early_stopping_metric
         if p.last_validation_step != p.step:
             self.validate()  # so best.pt also considers the final weights
         self.save("last.pt")  # after the validation, so its progress holds the final best score
         self.say(f"train: stopped: {stop_reason}; best {metric} {p.best_score:.3f} at step {p.best_step}; "
                  f"checkpoints in {self.ckpt_dir}")
-        summary = {"stop_reason": stop_reason, "steps": p.step, "epochs": p.epoch,
-                   f"best_{metric}": p.best_score, "best_step": p.best_step,
-                   "train_minutes": round(p.train_seconds / 60, 2), "run_dir": str(self.run_dir),
-                   "n_params": self.n_params, "recommended": str(self.ckpt_dir / "best.pt")}
+        summary = RunSummary(run_dir=str(self.run_dir), stop_reason=stop_reason, steps=p.step, epochs=p.epoch,
+                             metric=str(metric), best_score=p.best_score, best_step=p.best_step,
+                             train_minutes=round(p.train_seconds / 60, 2), n_params=self.n_params)
         if self.dist.is_main:
-            summary.update(self.average_final())
-            summary.update(self.choose_length_penalty(Path(summary["recommended"]), summary.get("selection", {})))
-            (self.run_dir / "train_summary.json").write_text(json.dumps(summary, indent=2))
+            end = EndOfRun(self.cfg, self.ckpt_dir, self.data["valid"], (self.validator.src_vocab, self.tgt_vocab),
+                           self.validator.preprocess, self.device, self.log, self.say)
+            summary.averaging = end.average_final(p.step, p.best_score)
+            summary.recommended = recommend(summary.averaging.selection if summary.averaging else None)
+            summary.length_penalty = end.choose_length_penalty(summary.recommended, summary.averaging)
+            summary.save(self.run_dir)
         self.log.close(self.run_dir / "learning_curves.png")
         return summary
 

@@ -6,9 +6,9 @@ import math
 
 import torch
 
+from nmt.analysis.scoring import score_corpus
 from nmt.data.batching import LengthBatchSampler
 from nmt.data.collate import make_loader
-from nmt.analysis.scoring import score_corpus
 from nmt.data.store import split_table
 
 

@@ -24,13 +24,15 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, List, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-from starlette.requests import Request  # at module level: FastAPI reads the route's annotation by name
+from starlette.requests import (
+    Request,  # at module level: FastAPI reads the route's annotation by name
+)
 
 from nmt.inference.server.batcher import DynamicBatcher
-from nmt.inference.server.limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap,
-                                       exposure_warning, guarded_protocol, open_log_files)
 from nmt.inference.server.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
-                                          libre_response, read_libre_request, rebuild_html)
+                                                 libre_response, read_libre_request, rebuild_html)
+from nmt.inference.server.limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap, exposure_warning,
+                                         guarded_protocol, open_log_files)
 from nmt.inference.server.page import PAGE
 from nmt.inference.translator import Translation, Translator, search_options
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from nmt.data.batching import fits_token_budget
 from nmt.inference.translator import Translation, Translator, search_options
 
+
 @dataclass
 class Pending:
     """One slice of a request waiting in the batcher: its source ids, the request's decoding

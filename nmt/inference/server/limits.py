@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 
-
 MISSING_KEY = "missing or wrong API key: send the header X-API-Key: KEY"
 OPEN_PATHS = {"/health", "/languages", "/"}  # no key needed: status, the pair served, the page itself
 FORM = "application/x-www-form-urlencoded"

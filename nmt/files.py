@@ -1,6 +1,7 @@
-"""Atomic writes of files and folders: write beside the target under a scratch name, then
-rename (or swap) it in, so a kill at any instant leaves the old or the new version, never half
-of one; locks; and the removal of the scratch files that killed writes left behind.
+"""Files on disk: atomic writes of files and folders (write beside the target under a scratch
+name, then rename or swap it in, so a kill at any instant leaves the old or the new version,
+never half of one), the removal of the scratch files that killed writes left behind, locks,
+checks of output paths before any work, and names read from files (`plain_name`).
 
 Scratch names: `.NAME.tmp-XXXX` (being written), `.NAME.work-XXXX` (a work folder of
 prepare), `.NAME.old-PID` (the old folder during a two-rename swap).
@@ -14,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from nmt.errors import NmtError
 
 SCRATCH_KINDS = ("tmp", "work", "old")
 
@@ -64,7 +67,7 @@ def output_lock(final: Path, timeout: float = -1) -> Iterator[None]:
 @contextlib.contextmanager
 def run_dir_lock(run_dir: Path, program: str, enabled: bool = True) -> Iterator[None]:
     """Hold `run_dir/.PROGRAM.lock` while a program writes the folder; a second one is refused
-    at once (CorpusError-like ValueError naming the folder) instead of mixing its files in."""
+    at once (RunDirBusy, naming the folder) instead of mixing its files in."""
     from filelock import FileLock, Timeout
 
     if not enabled:
@@ -84,11 +87,11 @@ def run_dir_lock(run_dir: Path, program: str, enabled: bool = True) -> Iterator[
         lock.release()
 
 
-class RunDirBusy(ValueError):
+class RunDirBusy(NmtError, ValueError):
     """A run folder that another process is writing."""
 
 
-class OutputError(ValueError):
+class OutputError(NmtError, ValueError):
     """An output path that cannot be written: the message names the key, the path and the fix."""
 
 
@@ -169,3 +172,20 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def is_plain_name(name) -> bool:
+    """A file name and nothing more: a non-empty string without a path separator, NUL, `..` or
+    `.` of its own, and not absolute."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+            and "\0" not in name and not os.path.isabs(name))
+
+
+def plain_name(name, source, what: str, error: type[NmtError]) -> str:
+    """`name` (read from `source`, a file) if it is a plain file name; otherwise `error` naming the
+    file, the entry and the fix: a name that came from a file must never reach outside its folder."""
+    if not is_plain_name(name):
+        raise error(f"{source}: {what} {name!r} is not a plain file name (a path, `..`, or empty): refused, "
+                    "nothing was read or written outside the folder. Fix: use a file written by nmt, or "
+                    "write it again with nmt")
+    return name
