@@ -9,8 +9,8 @@ import torch
 
 from conftest import ROOT, TINY_DE, make_cfg
 from nmt import Translator
-from nmt.runs.checkpoint import Checkpoint, CheckpointError
 from nmt.cli.export import export
+from nmt.runs.checkpoint import Checkpoint, CheckpointError
 
 
 @pytest.fixture(scope="module")

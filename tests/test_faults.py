@@ -1,7 +1,5 @@
 """Bad input and failures: each case gets a clear one-line error (file, line, fix), loses nothing
 and leaves nothing behind. The numbers refer to the cases of the reliability issue (#9)."""
-import gzip
-import json
 import os
 import shutil
 import signal

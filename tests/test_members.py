@@ -1,6 +1,5 @@
 """train.members=N: N seeded members trained side by side as processes, used as one ensemble
 through ckpt=RUN_DIR; a failing member is one clear error."""
-import json
 import os
 import signal
 import subprocess

@@ -15,10 +15,9 @@ from hydra.errors import ConfigCompositionException
 from conftest import ROOT, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
 from nmt.cli.train import run
 from nmt.data.store import PreparedDataError
-from nmt.runs.run_folder import RunFolderError
-from nmt.inference.search import greedy_search
 from nmt.inference.translator import Translator
 from nmt.runs.checkpoint import Checkpoint
+from nmt.runs.run_folder import RunFolderError
 
 
 def train_cfg(prepared, *extra):

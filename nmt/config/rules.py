@@ -1,13 +1,15 @@
-"""Every rule on the configuration (nmt/config.py holds the schema and its defaults): values
-in range (`RANGES`), fields that go together (`check_rules`), keys the schema does not have,
+"""Every rule on the configuration (nmt/config/schema.py holds the keys, their defaults and
+ranges): values in range, fields that go together (`check_rules`), keys the schema does not have,
 the old flat spellings of per-program keys (`upgrade_deprecated_keys`), and `choice` for
 values that come from Python. `check_config` runs them all; each error names the key, the
 value and the fix. Nothing downstream checks a config value again.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 from nmt.config.schema import Arch, AttentionKind, Config, Device, Precision, SearchKind, StopMetric, StrEnum
 from nmt.errors import NmtError
@@ -57,53 +59,14 @@ def choice(enum: type[StrEnum], value, key: str) -> StrEnum:
         raise ConfigError(f"{key}={value!r}: must be one of {options}") from None
 
 
-def _at_least(low):
-    return (lambda v: v >= low), f">= {low}"
-
-
-def _fraction(v) -> bool:
-    return 0.0 <= v < 1.0
-
-
-# key -> (test, what it must be): the ranges Enums and types cannot express
-RANGES = {
-    "vocab.vocab_size": _at_least(5), "vocab.min_freq": _at_least(1), "vocab.max_size": _at_least(0),
-    "vocab.threads": _at_least(1), "vocab.input_sentence_size": _at_least(0),
-    "vocab.character_coverage": ((lambda v: 0.0 < v <= 1.0), "in (0, 1]"),
-    "preprocess.max_len": _at_least(2), "preprocess.chunk_size": _at_least(1),
-    "preprocess.max_words": _at_least(1), "preprocess.max_ratio": _at_least(1.0),
-    "model.emb_dim": _at_least(1), "model.hidden_dim": _at_least(1),
-    "model.enc_layers": _at_least(1), "model.dec_layers": _at_least(1),
-    "model.heads": _at_least(1), "model.ff_dim": _at_least(1),
-    "model.dropout": (_fraction, "in [0, 1)"), "model.emb_dropout": (_fraction, "in [0, 1)"),
-    "model.word_dropout": (_fraction, "in [0, 1)"),
-    "train.batching.batch_size": _at_least(1), "train.batching.max_tokens": _at_least(1),
-    "train.batching.bucket_width": _at_least(1), "train.batching.pool_size": _at_least(1),
-    "train.batching.num_workers": _at_least(0),
-    "train.max_epochs": _at_least(1), "train.max_steps": _at_least(0), "train.max_minutes": _at_least(0),
-    "train.lr": ((lambda v: v > 0), "> 0"),
-    "train.weight_decay": _at_least(0), "train.clip_grad_norm": _at_least(0),
-    "train.max_loss_factor": _at_least(0), "train.max_weight": _at_least(0),
-    "train.label_smoothing": (_fraction, "in [0, 1)"),
-    "train.warmup_steps": _at_least(0), "train.min_lr": _at_least(0),
-    "train.plateau_factor": ((lambda v: 0.0 < v < 1.0), "in (0, 1)"), "train.plateau_patience": _at_least(0),
-    "train.teacher_forcing": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
-    "train.teacher_forcing_min": ((lambda v: 0.0 <= v <= 1.0), "in [0, 1]"),
-    "train.validate_every": _at_least(0), "train.val_max_sentences": _at_least(0), "train.patience": _at_least(1),
-    "train.checkpoint_every": _at_least(1), "train.keep_last": _at_least(0), "train.log_every": _at_least(1),
-    "train.average_last": _at_least(0), "train.subword_sampling.alpha": _at_least(0.0),
-    "train.threads": _at_least(0),
-    "decode.beam_size": _at_least(1), "decode.n_best": _at_least(1),
-    "decode.no_repeat_ngram": _at_least(0), "decode.max_len_a": _at_least(0), "decode.max_len_b": _at_least(0),
-    "plots.n_attention": _at_least(0), "average.last_n": _at_least(0),
-    "diagnose.sentences": _at_least(1), "diagnose.length": _at_least(0),
-    "serve.port": ((lambda v: 0 <= v <= 65535), "in [0, 65535]"), "serve.max_wait_ms": _at_least(0),
-    "serve.max_batch_sentences": _at_least(1), "serve.max_batch_tokens": _at_least(1),
-    "serve.max_sentences": _at_least(1), "serve.max_chars": _at_least(1), "serve.max_beam_size": _at_least(1),
-    "serve.max_body_bytes": _at_least(1), "serve.max_connections": _at_least(1),
-    "serve.max_request_slice": _at_least(1),
-    "serve.request_timeout_s": ((lambda v: v > 0), "> 0"), "serve.threads": _at_least(0), "serve.graceful_seconds": _at_least(0),
-}
+def schema_keys(schema=None, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every key of the schema as (dotted name, its dataclass field), groups walked into; a
+    dict of groups (data.files) is not walked."""
+    for f in dataclasses.fields(schema or Config):
+        if dataclasses.is_dataclass(f.default_factory):  # a group: field(default_factory=XConfig)
+            yield from schema_keys(f.default_factory, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", f
 
 
 def ckpt_list(ckpt) -> list[str]:
@@ -154,9 +117,6 @@ def check_rules(cfg) -> None:
         if tokenize not in BLEU.TOKENIZERS:
             raise ConfigError(f"scoring.tokenize={tokenize}: must be one of {' | '.join(BLEU.TOKENIZERS)} "
                               "(sacreBLEU's tokenizers). Fix: scoring.tokenize=13a, or leave it out")
-    if train.members < 1:
-        raise ConfigError(f"train.members={train.members}: the number of models to train. Fix: train.members=1 "
-                          "(one model) or more (an ensemble trained side by side)")
     if train.precision == Precision.fp16 and not _has_cuda():
         raise ConfigError("train.precision=fp16 needs CUDA. Fix: train.precision=bf16 or fp32 on a CPU")
     if train.device == Device.cuda and not _has_cuda():
@@ -195,8 +155,8 @@ def check_config(cfg) -> None:
         OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.to_container(cfg, resolve=False))
     except ConfigKeyError as err:
         raise _unknown_key_error(cfg, err) from None
-    for key, (ok, what) in RANGES.items():
-        value = OmegaConf.select(cfg, key)
-        if value is not None and not ok(value):
-            raise ConfigError(f"{key}={value}: must be {what}. Fix: {key}=<value {what}>")
+    for key, spec in schema_keys():
+        check, value = spec.metadata.get("check"), OmegaConf.select(cfg, key)
+        if check is not None and value is not None and not check.test(value):
+            raise ConfigError(f"{key}={value}: must be {check.what}. Fix: {key}=<value {check.what}>")
     check_rules(cfg)

@@ -1,5 +1,6 @@
-"""Padded batches: the Arrow-backed pair dataset, the Batch type, the collate function and the
-DataLoader over them."""
+"""Padded batches: the Arrow-backed pair dataset, the Batch type and its collate function (for
+training and validation), SourceBatch and its collate function (sources alone, for decoding), and
+the DataLoader over them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -117,25 +118,41 @@ class Batch:
         return Batch(**moved)
 
 
-def collate(examples: list[Example], pad_id: int = PAD_ID) -> Batch:
-    """Sort by source length descending, pad both sides with `pad_id`, shift the target."""
+@dataclass
+class SourceBatch:
+    """Padded sources to decode, sorted by length (descending): src (B, S) long, src_lengths (B,)
+    (at least 1: an empty source reads one PAD), indices (B,) the caller's index of each row,
+    restore (B,) the permutation with `x[restore]` back in the caller's order."""
+
+    src: torch.Tensor
+    src_lengths: torch.Tensor
+    indices: torch.Tensor
+    restore: torch.Tensor
+
+    def to(self, device) -> "SourceBatch":
+        """On `device`, but src_lengths (pack_padded_sequence wants CPU lengths)."""
+        return SourceBatch(self.src.to(device), self.src_lengths, self.indices.to(device), self.restore.to(device))
+
+
+def collate_sources(examples: list[tuple[int, torch.Tensor]], pad_id: int = PAD_ID) -> SourceBatch:
+    """(index, source ids (S,)) pairs -> a SourceBatch: sorted by length descending, padded with `pad_id`."""
     src_lengths = torch.tensor([len(e[1]) for e in examples], dtype=torch.long)
     order = torch.argsort(src_lengths, descending=True, stable=True)
-    examples = [examples[i] for i in order.tolist()]
-    src = pad_sequence([e[1] for e in examples], batch_first=True, padding_value=pad_id)
-    tgt_in = pad_sequence([e[2][:-1] for e in examples], batch_first=True, padding_value=pad_id)
-    tgt_out = pad_sequence([e[2][1:] for e in examples], batch_first=True, padding_value=pad_id)
+    src = pad_sequence([examples[i][1] for i in order.tolist()], batch_first=True, padding_value=pad_id)
     if src.size(1) == 0:  # every source empty: keep one pad column so shapes stay valid
         src = torch.full((len(examples), 1), pad_id, dtype=torch.long)
-    return Batch(
-        src=src,
-        src_lengths=src_lengths[order].clamp(min=1),
-        tgt_in=tgt_in,
-        tgt_out=tgt_out,
-        indices=torch.tensor([e[0] for e in examples], dtype=torch.long),
-        restore=torch.argsort(order),
-        n_tokens=int((tgt_out != pad_id).sum()),
-    )
+    indices = torch.tensor([examples[i][0] for i in order.tolist()], dtype=torch.long)
+    return SourceBatch(src, src_lengths[order].clamp(min=1), indices, torch.argsort(order))
+
+
+def collate(examples: list[Example], pad_id: int = PAD_ID) -> Batch:
+    """Sort by source length descending, pad both sides with `pad_id`, shift the target."""
+    sources = collate_sources([(e[0], e[1]) for e in examples], pad_id)
+    examples = [examples[i] for i in torch.argsort(sources.restore).tolist()]  # in the sources' order
+    tgt_in = pad_sequence([e[2][:-1] for e in examples], batch_first=True, padding_value=pad_id)
+    tgt_out = pad_sequence([e[2][1:] for e in examples], batch_first=True, padding_value=pad_id)
+    return Batch(src=sources.src, src_lengths=sources.src_lengths, tgt_in=tgt_in, tgt_out=tgt_out,
+                 indices=sources.indices, restore=sources.restore, n_tokens=int((tgt_out != pad_id).sum()))
 
 
 def make_loader(split, sampler, pad_id: int, num_workers: int = 0, resegment=None) -> DataLoader:

@@ -189,15 +189,24 @@ def _map_joined(fn, sentences: list[str]) -> list[str]:
     return out if len(out) == len(sentences) else [fn(s) for s in sentences]
 
 
-def clean_chunk(chunk: Chunk, pp, apply_filters: bool, drops: DropCounts) -> Chunk:
-    """Normalise unicode, collapse every kind of whitespace to one space, and (training
-    split) drop empty, over-long and badly proportioned pairs, counting each rule in `drops`."""
-    src, tgt = chunk
-    form = pp.normalize.value
+def normalize(sentences: list[str], pp) -> list[str]:
+    """The unicode normal form and the lowercasing `pp` (the preprocess group) asks for."""
+    form = str(pp.normalize)
     if form != "none":
-        src, tgt = _map_joined(partial(unicodedata.normalize, form), src), _map_joined(partial(unicodedata.normalize, form), tgt)
-    if pp.lowercase:
-        src, tgt = _map_joined(str.lower, src), _map_joined(str.lower, tgt)
+        sentences = _map_joined(partial(unicodedata.normalize, form), sentences)
+    return _map_joined(str.lower, sentences) if pp.lowercase else sentences
+
+
+def clean_sentences(sentences: list[str], pp) -> list[str]:
+    """One side's sentences as prepare stored them: normalised, every kind of whitespace
+    collapsed to one space. What translation does to its input."""
+    return [" ".join(s.split()) for s in normalize(list(sentences), pp)]
+
+
+def clean_chunk(chunk: Chunk, pp, apply_filters: bool, drops: DropCounts) -> Chunk:
+    """Clean both sides (`clean_sentences`) and (training split) drop empty, over-long and badly
+    proportioned pairs, counting each rule in `drops`."""
+    src, tgt = normalize(chunk[0], pp), normalize(chunk[1], pp)
     out_src: list[str] = []
     out_tgt: list[str] = []
     drops.read += len(src)

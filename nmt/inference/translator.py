@@ -21,10 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from nmt.config.rules import ConfigError, check_search, choice, ckpt_list
 from nmt.config.schema import DecodeConfig, PreprocessConfig, Quantize, SearchKind
 from nmt.data.batching import decoding_batches
-from nmt.data.collate import collate
-from nmt.data.corpus import DropCounts, clean_chunk
+from nmt.data.collate import collate_sources
+from nmt.data.corpus import clean_sentences
 from nmt.data.store import split_table
-from nmt.data.vocab import EOS_ID, SOS_ID
 from nmt.inference.search import Hypothesis, search
 
 
@@ -208,8 +207,7 @@ class Translator:
 
     def encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[str]]:
         """Raw sentences -> (source ids, cleaned text), cleaned as in prepare, not truncated."""
-        texts = list(texts)
-        clean, _ = clean_chunk((texts, texts), self.preprocess, False, DropCounts())
+        clean = clean_sentences(texts, self.preprocess)
         ids = self.src_vocab.encode_batch(clean)
         longer = sum(len(i) > self.preprocess.max_len for i in ids)
         if longer:
@@ -277,8 +275,8 @@ class Translator:
         try:
             for batch_rows in decoding_batches([len(sources[i]) for i in todo], self.max_tokens):
                 chunk = [todo[j] for j in batch_rows.tolist()]
-                batch = collate([(i, torch.as_tensor(sources[i], dtype=torch.long),
-                                  torch.tensor([SOS_ID, EOS_ID])) for i in chunk]).to(self.device)
+                batch = collate_sources([(i, torch.as_tensor(sources[i], dtype=torch.long))
+                                         for i in chunk]).to(self.device)
                 found = search(self.model, batch.src, batch.src_lengths, options, attention)
                 for i, h in zip(batch.indices.tolist(), found):
                     hyps[i] = h

@@ -1,6 +1,7 @@
-"""Encoder-decoder models behind one interface (encode, predict_next, forward, loss,
-src_embedding): the RNN family (`Seq2Seq`: embedding + RNN/GRU/LSTM, attention) and the
-`Transformer`. `build_model` picks one from `model.arch`."""
+"""Encoder-decoder models behind one interface (`interface.TranslationModel`: encode,
+predict_next, forward, loss, src_embedding): the RNN family (`Seq2Seq`: embedding +
+RNN/GRU/LSTM, attention), the `Transformer`, and an `Ensemble` of either for search.
+`build_model` picks one from `model.arch`."""
 from __future__ import annotations
 
 import torch

@@ -3,30 +3,13 @@ call and attends afterwards; `BahdanauDecoder` feeds the context into the recurr
 embedding's input products computed for all steps before its loop over time."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from nmt.model.attention import Attention, build_attention
 from nmt.model.dropout import Dropout, EmbeddingDropout
-from nmt.model.encoder import State, as_state, rnn_class
-
-
-@dataclass
-class Memory:
-    """What the decoder attends to: values (B, S, C) encoder outputs, keys (B, S, K) their
-    attention projection (or None without attention), mask (B, S) true at real tokens."""
-
-    values: torch.Tensor
-    keys: torch.Tensor | None
-    mask: torch.Tensor
-
-    def index_select(self, idx: torch.Tensor) -> "Memory":
-        """Reorder/repeat sentences (beam search)."""
-        return Memory(self.values.index_select(0, idx),
-                      None if self.keys is None else self.keys.index_select(0, idx),
-                      self.mask.index_select(0, idx))
+from nmt.model.encoder import as_state, rnn_class
+from nmt.model.interface import Memory, State
 
 
 class OutputLayer(nn.Module):

@@ -7,11 +7,11 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.config.schema import Cell
 from nmt.model.dropout import EmbeddingDropout, dropout
+from nmt.model.interface import State
 
 RNN_CLASSES = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
 # the ops nn.RNN (tanh) and nn.GRU call, for one layer and one direction at a time
 ONE_DIRECTION_OPS = {nn.RNN: torch.rnn_tanh, nn.GRU: torch.gru}
-State = tuple[torch.Tensor, ...]  # (h,) or (h, c) for LSTM; each (layers, B, H)
 
 
 def rnn_class(cell: str):

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-State = tuple[torch.Tensor, ...]
+from nmt.model.interface import SearchMemory, State
 
 
 @dataclass
 class EnsembleMemory:
     """Each member's Memory, and how many tensors of the flat ensemble state are each member's."""
 
-    members: list
+    members: list[SearchMemory]
     state_sizes: list[int]
 
     def index_select(self, idx: torch.Tensor) -> "EnsembleMemory":
@@ -25,8 +25,8 @@ class EnsembleMemory:
 
 
 class Ensemble(nn.Module):
-    """Models with the interface of `Seq2Seq` / `Transformer` (encode, predict_next, forward)
-    behind that same interface. The state is the members' state tensors in one flat tuple, each
+    """Models with search's interface (`nmt.model.interface.Searchable`) behind that same
+    interface. The state is the members' state tensors in one flat tuple, each
     with sentences on dim 1, so beam search reorders it as it reorders a single model's."""
 
     def __init__(self, models: list[nn.Module]):

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from nmt.config.rules import ConfigError
-from nmt.model.decoder import BahdanauDecoder, Decoder, InputFeedingDecoder, Memory
-from nmt.model.encoder import Bridge, Encoder, State
+from nmt.model.decoder import BahdanauDecoder, Decoder, InputFeedingDecoder
+from nmt.model.encoder import Bridge, Encoder
+from nmt.model.interface import Memory, State
 from nmt.model.loss import smoothed_cross_entropy
 
 

@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.config.rules import ConfigError
-from nmt.model.decoder import Memory
 from nmt.model.dropout import drop_tokens
-from nmt.model.encoder import State
+from nmt.model.interface import Memory, State
 from nmt.model.loss import smoothed_cross_entropy
 
 
