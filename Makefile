@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 MULTI30K ?= ../shared/data/multi30k
 DEMO_MINUTES ?= 10
 DEMO_DIR ?= outputs/demo
+TEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-browser bench bench-scale
+.PHONY: setup demo test test-browser docs bench bench-scale
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build on this machine's disk, not a multi-GB CUDA build
@@ -25,15 +26,21 @@ demo: setup
 	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR) translate.split=test decode=beam \
 		plots.n_attention=3 hydra.run.dir=$(DEMO_DIR)/translate
 
+# TEST_WORKERS processes (pytest-xdist), a test file each at a time: its module fixtures are built once
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # the page at GET / of nmt.serve in headless Chromium (Debian's package, installed here when
 # missing: needs root) driven by Playwright; the screenshots are left in pytest's tmp folders
 test-browser: setup
 	command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 	$(BIN)/pip install --quiet -e '.[dev,browser]'
-	$(BIN)/python -m pytest -m browser tests/test_browser.py -s
+	$(BIN)/python -m pytest -m browser tests/inference/server/test_browser.py -s
+
+# the docs made from the code: docs/config.md (the schema) and the import graph in docs/architecture.md;
+# a test fails when they differ from what this writes
+docs: setup
+	$(BIN)/python docs/generate.py
 
 bench: setup
 	$(BIN)/python bench/prepare.py

@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from nmt.analysis.scoring import score_corpus  # noqa: E402
 from nmt.data.store import load_prepared  # noqa: E402
 from nmt.inference.translator import Translator, search_options  # noqa: E402
-from nmt.runs.averaging import average_checkpoints, checkpoints_to_average  # noqa: E402
+from nmt.runs.average import average_checkpoints, checkpoints_to_average  # noqa: E402
 
 
 def scores(ckpt: Path, split, refs) -> dict:

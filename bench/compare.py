@@ -156,7 +156,7 @@ def main() -> None:
     print(table(results))
     print(f"\nval BLEU against minutes: {png}")
     if args.gradients:
-        from nmt.analysis.diagnosis import gradient_figure
+        from nmt.analysis.gradients import gradient_figure
 
         figure = args.out / f"gradients_{run_name('', args.minutes, args.threads).lstrip('_')}.png"
         print(gradient_figure({n: r / "checkpoints" / "best.pt" for n, r in runs.items()}, args.prepared, figure))

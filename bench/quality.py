@@ -67,7 +67,7 @@ class Scorer:
 
 def average_window(run: Path, k: int) -> Path | None:
     """checkpoints/avg_last{k}.pt: the mean of the newest k step copies (None if fewer are kept)."""
-    from nmt.runs.averaging import average_checkpoints
+    from nmt.runs.average import average_checkpoints
 
     steps = sorted((run / "checkpoints").glob("step_*.pt"))
     if len(steps) < k:

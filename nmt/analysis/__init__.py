@@ -1,2 +1,2 @@
 """Looking at results: sacreBLEU scoring (`scoring`), figures (`plots`), and what vanishing
-gradients look like on real sentences (`diagnosis`)."""
+gradients look like on real sentences (`gradients`)."""

@@ -11,7 +11,7 @@ from nmt.cli.wrapper import entry_point
 
 
 def run(cfg, run_dir: Path) -> Path:
-    from nmt.runs.averaging import average_into
+    from nmt.runs.average import average_into
 
     return average_into(cfg.average)
 

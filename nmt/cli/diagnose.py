@@ -1,6 +1,7 @@
-"""Entry point: what vanishing gradients look like (nmt.diagnosis), for one or more checkpoints.
+"""`nmt.diagnose`: what vanishing gradients look like (nmt.analysis.gradients), for one or more
+models: checkpoints, run folders (the checkpoint each recommends) or model folders.
 
-    python -m nmt.diagnose ckpt=RUN/checkpoints/best.pt
+    python -m nmt.diagnose ckpt=RUN
     python -m nmt.diagnose diagnose.ckpts=[A/checkpoints/best.pt,B/checkpoints/best.pt] prepared_dir=data/...
 """
 from __future__ import annotations
@@ -12,14 +13,15 @@ from nmt.config.rules import ConfigError
 
 
 def run(cfg, run_dir: Path) -> Path:
-    from nmt.analysis.diagnosis import diagnose, plot, report
+    from nmt.analysis.gradients import diagnose, plot, report
     from nmt.config.rules import ckpt_list
+    from nmt.runs.run_folder import run_checkpoints
 
-    paths = ckpt_list(cfg.ckpt) + list(cfg.diagnose.ckpts)
+    paths = [c for p in ckpt_list(cfg.ckpt) + list(cfg.diagnose.ckpts) for c in run_checkpoints(Path(p))]
     if not paths:
-        raise ConfigError("no checkpoint given. Fix: ckpt=RUN/checkpoints/best.pt or diagnose.ckpts=[A,B]")
+        raise ConfigError("no checkpoint given. Fix: ckpt=RUN or ckpt=RUN/checkpoints/best.pt, or diagnose.ckpts=[A,B]")
     named = {}
-    for p in map(Path, paths):  # RUN/checkpoints/best.pt -> RUN (the run says which model it is)
+    for p in paths:  # RUN/checkpoints/best.pt -> RUN (the run says which model it is)
         named[p.parents[1].name if p.parent.name == "checkpoints" else p.stem] = p
     length, results = diagnose(named, Path(cfg.prepared_dir), cfg.diagnose.split, cfg.diagnose.sentences,
                                cfg.diagnose.length)

@@ -14,6 +14,7 @@ from typing import Dict, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from nmt.compat import dataset_rows, write_dataset_state
 from nmt.errors import NmtError
 
 FORMAT_VERSION = 1  # bump when the stored layout changes; train refuses other versions
@@ -106,10 +107,7 @@ class ArrowSplitWriter:
         names = [f"data-{i:05d}-of-{n:05d}.arrow" for i in range(n)]
         for part, name in zip(self.parts, names):
             part.rename(self.folder / name)
-        state = {"_data_files": [{"filename": name} for name in names], "_fingerprint": fingerprint,
-                 "_format_columns": None, "_format_kwargs": {}, "_format_type": None,
-                 "_output_all_columns": False, "_split": None}
-        (self.folder / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True))
+        write_dataset_state(self.folder, names, fingerprint)
         datasets.DatasetInfo(features=datasets.Features.from_arrow_schema(self.schema)).write_to_directory(
             str(self.folder))
         return self.rows
@@ -212,8 +210,6 @@ def load_prepared(prepared_dir: Path):
 
 
 def split_table(split):
-    """The rows of a `datasets.Dataset` (a prepared split) as one pyarrow Table, in its order: a
-    `select`ed view's rows, not those of the table underneath it."""
-    table = split.data.table if hasattr(split.data, "table") else split.data
-    indices = getattr(split, "_indices", None)
-    return table if indices is None else table.take(indices.column(0))
+    """The rows of a prepared split (a `datasets.Dataset`, maybe a `select`ed view) as one
+    pyarrow Table, in its order."""
+    return dataset_rows(split)

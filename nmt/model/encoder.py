@@ -5,13 +5,12 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.compat import RNN_KERNELS, rnn_one_direction
 from nmt.config.schema import Cell
 from nmt.model.dropout import EmbeddingDropout, dropout
 from nmt.model.interface import State
 
 RNN_CLASSES = {Cell.rnn: nn.RNN, Cell.gru: nn.GRU, Cell.lstm: nn.LSTM}
-# the ops nn.RNN (tanh) and nn.GRU call, for one layer and one direction at a time
-ONE_DIRECTION_OPS = {nn.RNN: torch.rnn_tanh, nn.GRU: torch.gru}
 
 
 def rnn_class(cell: str):
@@ -48,7 +47,7 @@ class Encoder(nn.Module):
         emb = self.emb_dropout(self.embedding(src))
         packed = self.packed
         if packed is None:
-            packed = emb.is_cuda or type(self.rnn) not in ONE_DIRECTION_OPS
+            packed = emb.is_cuda or type(self.rnn) not in RNN_KERNELS
         return self.forward_packed(emb, src_lengths) if packed else self.forward_reversed(emb, src_lengths)
 
     def forward_packed(self, emb: torch.Tensor, src_lengths: torch.Tensor) -> tuple[torch.Tensor, State]:
@@ -73,7 +72,6 @@ class Encoder(nn.Module):
         # t -> length-1-t inside the sentence, padding stays put; its own inverse
         reverse = torch.where(real, lengths[:, None] - 1 - positions, positions)  # (B, S)
         last = (lengths - 1).clamp(min=0)[:, None]  # (B, 1): the last real position, in run order
-        op = ONE_DIRECTION_OPS[type(self.rnn)]
         h0 = emb.new_zeros(1, B, self.hidden_dim)
         layer_in, finals = emb, []
         for layer in range(self.num_layers):
@@ -85,7 +83,7 @@ class Encoder(nn.Module):
                 weights = [getattr(self.rnn, f"{name}_l{layer}{suffix}")
                            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
                 x = gather_time(layer_in, reverse) if direction else layer_in
-                out, _ = op(x, h0, weights, True, 1, 0.0, self.training, False, True)  # (B, S, H)
+                out = rnn_one_direction(self.rnn, x, h0, weights, self.training)  # (B, S, H)
                 finals.append(gather_time(out, last).transpose(0, 1))  # (1, B, H)
                 outs.append(gather_time(out, reverse) if direction else out)
             layer_in = torch.cat(outs, dim=-1)

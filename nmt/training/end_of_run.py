@@ -13,7 +13,7 @@ import torch
 from nmt.config.schema import SearchKind, StopMetric
 from nmt.inference.translator import Translator, best_length_penalty, search_options
 from nmt.model import build_model
-from nmt.runs.averaging import average_checkpoints
+from nmt.runs.average import average_checkpoints
 from nmt.runs.checkpoint import Checkpoint
 from nmt.runs.run_folder import Averaging, LengthPenaltyChoice, Selection, step_copies, step_of
 from nmt.training.metrics_log import MetricsLog

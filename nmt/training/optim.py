@@ -7,6 +7,7 @@ from typing import Callable
 
 import torch
 
+from nmt.compat import cpu_has_native_bf16
 from nmt.config.schema import OptimizerKind, Precision, Schedule
 
 OPTIMIZERS = {OptimizerKind.adam: torch.optim.Adam, OptimizerKind.adamw: torch.optim.AdamW}
@@ -92,19 +93,11 @@ def teacher_forcing_ratio(tcfg, step: int, total_steps: int) -> float:
 AUTOCAST_DTYPES = {Precision.bf16: torch.bfloat16, Precision.fp16: torch.float16}
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX). torch has no public
-    API for it; its private probes are read if present (a torch without them: False, so fp32).
-    Without them a bf16 matmul runs at ~1/170 of fp32 (measured on an AMD EPYC with AVX2)."""
-    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return any(probe() for probe in probes if probe is not None)
-
-
 def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     """train.precision=auto: bf16 where `device` computes it natively, else fp32; others as given."""
     if precision != Precision.auto:
         return Precision(precision)
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_native_bf16()
     return Precision.bf16 if native else Precision.fp32
 
 

@@ -120,7 +120,9 @@ def guarded_protocol(max_connections: int, request_timeout: float):
     a request whose headers and body have not all arrived `request_timeout` seconds after the
     connection opened (or after its previous response) is dropped. uvicorn itself times out only
     idle keep-alive connections, not one that never finishes its first request."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    from nmt.compat import h11_protocol_class
+
+    H11Protocol = h11_protocol_class()
 
     body = b'{"error": "too many connections: try again shortly"}'
     busy = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"

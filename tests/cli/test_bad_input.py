@@ -1,6 +1,5 @@
 """Bad input and failures: each case gets a clear one-line error (file, line, fix), loses nothing
 and leaves nothing behind. The numbers refer to the cases of the reliability issue (#9)."""
-import os
 import shutil
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import time
 
 import pytest
 import torch
+from helpers import ENV, assert_one_line_error, cli
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt.cli.train import run as train
@@ -20,24 +20,6 @@ from nmt.data.store import load_prepared
 from nmt.files import atomic_dir, remove_stale_scratch
 from nmt.runs.checkpoint import Checkpoint, CheckpointError, content_hash
 from nmt.training.divergence import DivergedError
-
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def cli(module, *args, stdin: bytes | None = None, cwd=None, timeout=180):
-    """Run `python -m nmt.MODULE args`; (returncode, stdout, stderr)."""
-    r = subprocess.run([sys.executable, "-m", f"nmt.{module}", *args], input=stdin, capture_output=True,
-                       cwd=cwd or ROOT, env=ENV, timeout=timeout)
-    return r.returncode, r.stdout.decode("utf-8", "replace"), r.stderr.decode("utf-8", "replace")
-
-
-def assert_one_line_error(rc, err, *must_contain):
-    """Exit 1, no traceback, and a last line naming what it must."""
-    assert rc == 1, err[-2000:]
-    assert "Traceback" not in err, err[-3000:]
-    last = err.strip().splitlines()[-1]
-    for text in must_contain:
-        assert text in last, last
 
 
 def tiny_files(d, de=TINY_DE, en=TINY_EN):

@@ -4,7 +4,7 @@ import os
 import shutil
 
 import pytest
-from test_serve import start_server, stop
+from helpers import start_server, stop
 
 from conftest import TINY_DE, TINY_EN
 from nmt import Translator

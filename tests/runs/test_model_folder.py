@@ -81,7 +81,7 @@ def test_export_refuses_a_folder_it_did_not_write(tiny_checkpoint, tmp_path):
 
 
 def test_diagnose_reads_a_model_folder(folders, tiny_prepared):
-    from nmt.analysis.diagnosis import diagnose
+    from nmt.analysis.gradients import diagnose
 
     ckpt, folder = folders["transformer"]
     _, (from_ckpt, from_folder) = diagnose({"ckpt": ckpt, "folder": folder}, tiny_prepared, sentences=8)

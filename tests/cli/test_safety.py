@@ -9,8 +9,7 @@ import time
 
 import pytest
 import torch
-from test_checkpoint import Payload
-from test_faults import assert_one_line_error, cli
+from helpers import Payload, assert_one_line_error, cli
 
 from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt.cli.train import run as train

@@ -214,7 +214,7 @@ def test_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
 
     cpu = torch.device("cpu")
     for native, expected in ((True, Precision.bf16), (False, Precision.fp32)):
-        monkeypatch.setattr(optim, "cpu_has_bf16", lambda native=native: native)
+        monkeypatch.setattr(optim, "cpu_has_native_bf16", lambda native=native: native)
         assert optim.resolve_precision(Precision.auto, cpu) == expected
     for given in (Precision.fp32, Precision.bf16):
         assert optim.resolve_precision(given, cpu) == given
@@ -222,4 +222,4 @@ def test_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():  # torch's probe agrees with what the kernel reports
         flags = set(cpuinfo.read_text().split())
-        assert optim.cpu_has_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
+        assert optim.cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)

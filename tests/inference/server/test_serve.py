@@ -1,6 +1,5 @@
 """nmt.serve for real: a server process on 127.0.0.1, real HTTP clients (httpx), bounded loops."""
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -10,53 +9,10 @@ import time
 
 import httpx
 import pytest
+from helpers import ENV, free_port, start_server, stop
 
 from conftest import ROOT, TINY_DE, TINY_EN, make_cfg
 from nmt import Translator
-
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(ckpt, tmp_path, *overrides, max_open_files: int | None = None):
-    """A server process on a free loopback port, ready (GET /health) within 90 s."""
-    import resource
-
-    def limit_files():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
-
-    port = free_port()
-    log = open(tmp_path / f"serve-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "nmt.serve", f"ckpt={ckpt}", f"serve.port={port}",
-                             "serve.log_level=warning", f"hydra.run.dir={tmp_path}/h{port}", *overrides],
-                            cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=limit_files if max_open_files else None)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError((tmp_path / f"serve-{port}.log").read_text()[-3000:])
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not come up in 90 s")
-
-
-def stop(proc) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
 
 
 @pytest.fixture(scope="module")

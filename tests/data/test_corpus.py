@@ -92,3 +92,12 @@ def test_nfkc_option():
     pp = make_cfg("preprocess.normalize=NFKC").preprocess
     cs, _ = clean_chunk((["ﬁ ①"], ["x"]), pp, False, DropCounts())
     assert cs == ["fi 1"]
+
+
+def test_translation_input_is_cleaned_as_prepare_cleaned_the_source_side():
+    from nmt.data.corpus import DropCounts, clean_chunk, clean_sentences
+
+    pp = make_cfg("preprocess.lowercase=true", "preprocess.normalize=NFKC").preprocess
+    raw = ["Ein\u00a0Hund\tLÄUFT ", "ﬁsch  und\u2028Brot", ""]
+    expected, _ = clean_chunk((raw, ["x"] * len(raw)), pp, False, DropCounts())
+    assert clean_sentences(raw, pp) == expected == ["ein hund läuft", "fisch und brot", ""]

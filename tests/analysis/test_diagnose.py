@@ -6,7 +6,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import ROOT
-from nmt.analysis.diagnosis import gate_saturation, gradient_norms
+from nmt.analysis.gradients import gate_saturation, gradient_norms
 from nmt.config.schema import ModelConfig
 from nmt.data.collate import collate
 from nmt.data.vocab import EOS_ID, SOS_ID

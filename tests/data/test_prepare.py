@@ -134,3 +134,16 @@ def test_command_line_entry_point(tmp_path, multi30k_dir):
     bad = subprocess.run([sys.executable, "-m", "nmt.prepare", f"data.root={tmp_path}/x", "data.url=http://127.0.0.1:9",
                           f"prepared_dir={tmp_path}/y"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode != 0 and "data.root=" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_damaged_meta_json_is_one_clear_error_and_prepare_rebuilds_over_it(tmp_path):
+    from nmt.data.store import PreparedDataError
+
+    raw, out = small_corpus(tmp_path), tmp_path / "prep"
+    cfg = make_cfg(f"data.root={raw}", f"prepared_dir={out}", "vocab=word")
+    prepare(cfg)
+    (out / "meta.json").write_text('{"format_version": 1, "counts": "many"}')
+    with pytest.raises(PreparedDataError, match="meta.json: not what nmt.prepare writes.*prepare.force=true"):
+        load_prepared(out)
+    prepare(cfg)  # not reused: rebuilt
+    assert PreparedMeta.load(out).counts["train"] == 3

@@ -6,7 +6,7 @@ import json
 import httpx
 import pytest
 import torch
-from test_serve import start_server, stop
+from helpers import start_server, stop
 
 from conftest import TINY_DE, make_cfg
 from nmt import Translator

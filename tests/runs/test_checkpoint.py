@@ -1,19 +1,19 @@
 """The Checkpoint type: named fields, atomic hashed save, loading without running code, old
 files (written before the type existed) still loading and translating as they did."""
 import json
-import os
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import Payload
 
 from conftest import TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
 from nmt import Translator
 from nmt.cli.train import run as train
 from nmt.runs.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
 
-DATA = Path(__file__).parent / "fixtures"
+DATA = Path(__file__).parents[1] / "fixtures"
 LEGACY = DATA / "checkpoint_v2_tiny.pt"  # written by nmt before the Checkpoint type (version 2)
 LEGACY_MODEL = ["model.emb_dim=8", "model.hidden_dim=8"]
 
@@ -67,16 +67,6 @@ def test_resuming_may_change_regularization_but_not_the_model(tiny_prepared, tmp
     assert summary.steps == 30
     with pytest.raises(CheckpointError, match=r"model.hidden_dim=8 in the checkpoint, 16 now"):
         train(make_cfg(*base, "model.hidden_dim=16"), tmp_path / "wider")
-
-
-class Payload:
-    """Unpickling this calls os.system: what a hostile 'checkpoint' would carry."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
 
 
 def test_a_pickle_that_would_run_code_is_refused_before_any_of_it_runs(tiny_checkpoint, tmp_path):

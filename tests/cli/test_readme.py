@@ -1,0 +1,104 @@
+"""Every command README.md shows runs, as written, at tiny sizes: the README's Multi30k path is a
+tiny corpus here, and each program gets overrides that shrink the model and the budget (appended,
+so they win). `make demo` and `make test` are what CI and the demo run themselves."""
+import gzip
+import json
+import re
+import shlex
+import subprocess
+import sys
+
+import httpx
+from helpers import ENV, free_port, stop
+
+from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, write_lines
+
+SHRINK = {  # program -> overrides appended to the README's command
+    "prepare": ["vocab=word"],
+    "train": ["vocab=word", *TINY_MODEL, "train.max_steps=6", "train.checkpoint_every=2", "train.val_bleu=false",
+              "train.early_stopping_metric=loss", "train.length_penalties=[]"],
+    "translate": ["vocab=word", "decode.max_len_b=3"],
+    "evaluate": [],
+    "average": [],
+    "export": ["vocab=word", "decode.max_len_b=3"],
+    "serve": ["vocab=word", "serve.log_level=warning"],
+    "diagnose": ["vocab=word", "diagnose.sentences=4"],
+}
+
+
+def readme_commands() -> list[str]:
+    """The shell commands README.md shows (indented blocks), in order, and its Python block."""
+    text = (ROOT / "README.md").read_text()
+    return [line.split("  #")[0].strip() for line in text.splitlines()
+            if line.startswith("    ") and line.strip().split(" ", 1)[0] in ("python", "curl", "make")]
+
+
+def readme_python() -> str:
+    return re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+
+
+def tiny_world(tmp_path):
+    """cwd for the commands: ../shared/data/multi30k is a tiny corpus, corpus/ the data=files example."""
+    multi30k = tmp_path / "shared" / "data" / "multi30k"
+    multi30k.mkdir(parents=True)
+    for split, n in (("train", 3), ("val", 1), ("test_2016_flickr", 1)):
+        for lang, lines in (("de", TINY_DE), ("en", TINY_EN)):
+            (multi30k / f"{split}.{lang}.gz").write_bytes(gzip.compress("".join(s + "\n" for s in lines * n).encode()))
+    work = tmp_path / "work"
+    (work / "corpus").mkdir(parents=True)
+    for name, lines in (("train.de", TINY_DE), ("train.en", TINY_EN), ("val.de", TINY_DE), ("val.en", TINY_EN)):
+        write_lines(work / "corpus" / name, lines)
+    return work
+
+
+def test_every_readme_command_runs_as_written(tmp_path):
+    commands = readme_commands()
+    programs = [shlex.split(c)[2].removeprefix("nmt.") for c in commands if c.startswith("python -m nmt.")]
+    assert set(programs) == set(SHRINK), f"the README's programs {programs}: give each one its SHRINK overrides"
+    assert {c for c in commands if c.startswith("make")} == {"make demo", "make test"}
+    work = tiny_world(tmp_path)
+    server, port = None, None
+    try:
+        for command in commands:
+            words = shlex.split(command)
+            if words[0] == "make":
+                continue  # the demo and the tests themselves
+            if words[0] == "curl":
+                assert server is not None, "the README shows curl before serve"
+                url = next(w for w in words if "localhost:" in w).replace("localhost:8000", f"127.0.0.1:{port}")
+                r = subprocess.run(["curl", "-s", "--max-time", "60", url, *words[3:]], capture_output=True, text=True,
+                                   cwd=work, timeout=90)
+                assert r.returncode == 0 and len(json.loads(r.stdout)["translations"]) == 1, r.stdout + r.stderr
+                continue
+            program = words[2].removeprefix("nmt.")
+            args = [sys.executable, *words[1:], *SHRINK[program]]
+            if program == "serve":
+                port = free_port()
+                args = [a if not a.startswith("serve.port=") else f"serve.port={port}" for a in args]
+                server = subprocess.Popen(args, cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                wait_until_up(server, port)
+                continue
+            r = subprocess.run(args, cwd=work, env=ENV, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, f"{command}\n{r.stderr[-3000:]}"
+        r = subprocess.run([sys.executable, "-c", readme_python()], cwd=work, env=ENV, capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 0 and r.stdout.startswith("["), r.stderr[-3000:]
+    finally:
+        if server is not None:
+            assert stop(server) == 0
+    assert (work / "models" / "de-en" / "config.json").is_file() and (work / "outputs" / "test.en").is_file()
+    assert (work / "outputs" / "members" / "member_1" / "checkpoints" / "best.pt").is_file()
+
+
+def wait_until_up(server, port, seconds: float = 90):
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        assert server.poll() is None, server.stderr.read().decode()[-3000:]
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("the README's server did not come up")
