@@ -56,15 +56,16 @@ def evaluate(run: Path, prepared: Path) -> dict:
     from nmt import Translator
     from nmt.analysis.scoring import score_corpus
     from nmt.data.store import load_prepared, split_table
+    from nmt.runs.run_folder import RunSummary
 
     data, _, _ = load_prepared(prepared)
     test = split_table(data["test"])
     sources, refs = test.column("src_ids").to_pylist(), [test.column("tgt_text").to_pylist()]
-    summary = json.loads((run / "train_summary.json").read_text())
+    summary = RunSummary.load(run)
     train_rows = [json.loads(line) for line in (run / "metrics.jsonl").open() if '"train"' in line]
     speeds = [r["tokens_per_s"] for r in train_rows[1:] or train_rows]  # the first window includes start-up
-    result = {"run": str(run), "params": summary["n_params"], "val_bleu": summary.get("best_bleu"),
-              "steps": summary["steps"], "tokens_per_s": sum(speeds) / len(speeds) if speeds else None}
+    result = {"run": str(run), "params": summary.n_params,
+              "val_bleu": summary.best_score if summary.metric == "bleu" else None, "steps": summary.steps, "tokens_per_s": sum(speeds) / len(speeds) if speeds else None}
     for search, beam in (("greedy", 1), ("beam5", 5)):
         tr = Translator.from_checkpoint(run / "checkpoints" / "best.pt", beam_size=beam)
         start = time.perf_counter()

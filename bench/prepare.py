@@ -55,7 +55,7 @@ def child(n_pairs: int) -> dict:
         peak_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # before the ceiling run
         stored_mb = round(sum(f.stat().st_size for f in (Path(tmp) / "prep" / "train").glob("*.arrow")) / 2**20, 1)
         dd, meta, (src_vocab, tgt_vocab) = load_prepared(Path(tmp) / "prep")
-        pairs = meta["train_pairs_read"]
+        pairs = meta.train_pairs_read
         # the ceiling: sentencepiece's batch encode (C++, threads) of the same cleaned training text
         src = [l.rstrip("\n") for l in open(root / "train.de", encoding="utf-8")] if n_pairs else \
             gzip.open(root / "train.de.gz", "rt", encoding="utf-8").read().splitlines()

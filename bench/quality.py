@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nmt.runs.run_folder import recommended_checkpoint  # noqa: E402
+from nmt.runs.run_folder import RunSummary, recommended_checkpoint  # noqa: E402
 
 
 def scores(hyps: list[str], refs: list[list[str]]) -> dict:
@@ -88,12 +88,12 @@ def pick_length_penalty(scorer: Scorer, ckpts: tuple[Path, ...], penalties: list
 
 
 def report_run(scorer: Scorer, run: Path, penalties: list[float], windows: list[int]) -> dict:
-    summary = json.loads((run / "train_summary.json").read_text())
+    summary = RunSummary.load(run)
     ckpts = {"best": run / "checkpoints/best.pt", "avg": run / "checkpoints/avg.pt"}
     rec = recommended_checkpoint(run)  # by name inside `run`: run dirs get moved and copied
-    record = {"run": str(run), "steps": summary["steps"], "epochs": summary["epochs"],
-              "train_minutes": summary["train_minutes"], "val_greedy": {}, "val_beam5": {},
-              "recommended": rec.name, "summary": summary}
+    record = {"run": str(run), "steps": summary.steps, "epochs": summary.epochs,
+              "train_minutes": summary.train_minutes, "val_greedy": {}, "val_beam5": {},
+              "recommended": rec.name, "summary": summary.model_dump()}
     for name, path in ckpts.items():
         if path.exists():
             record["val_greedy"][name] = scorer.score((path,), "valid", 1)["bleu"]

@@ -138,7 +138,7 @@ def child_prepare(root: Path, prep: Path) -> dict:
     peak = dict(watch.peak)
     peak["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     _, meta, (src_vocab, tgt_vocab) = load_prepared(prep)
-    pairs = meta["train_pairs_read"]
+    pairs = meta.train_pairs_read
     # the ceiling: sentencepiece's batch encode of (up to) 1M pairs of the same text
     with open(root / "train.de", encoding="utf-8") as fs, open(root / "train.en", encoding="utf-8") as ft:
         src = [fs.readline().rstrip("\n") for _ in range(min(SPM_SAMPLE, pairs))]
@@ -148,7 +148,7 @@ def child_prepare(root: Path, prep: Path) -> dict:
     tgt_vocab.sp.encode(tgt, out_type=int, num_threads=cfg.vocab.threads)
     spm_rate = len(src) / (time.perf_counter() - t1)
     disk = sum(f.stat().st_size for f in prep.rglob("*") if f.is_file())
-    return {"pairs": pairs, "kept": meta["counts"]["train"], "duplicates": meta["dropped"]["duplicate"],
+    return {"pairs": pairs, "kept": meta.counts["train"], "duplicates": meta.dropped["duplicate"],
             "prepare_s": round(seconds, 1), "prepare_pairs_per_s": round(pairs / seconds),
             "spm_encode_pairs_per_s": round(spm_rate), "prepare_vs_spm": round(pairs / seconds / spm_rate, 3),
             "peak_rss_mb": peak, "prepared_mb": round(disk / 2**20, 1)}

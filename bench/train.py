@@ -237,7 +237,7 @@ def main() -> None:
                                         for bf16 in ([False, True] if bf16_pays else [False])]
             epoch_tokens = int(dd["train"].data.column("tgt_len").to_numpy().sum()) - len(dd["train"])
             out[cell]["epoch_seconds"] = round(epoch_tokens / out[cell]["tgt_tokens_per_s"], 1)
-            out["vocab"] = meta["vocab"]
+            out["vocab"] = meta.vocab.model_dump()
         for cell in args.models:
             out[cell]["fraction_of_fp32_matmul"] = round(out[cell]["achieved_gflops"] / out["matmul_fp32_gflops"], 3)
     print(json.dumps(out))

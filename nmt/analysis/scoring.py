@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
+from nmt.config.choices import Metric
 from nmt.config.rules import ConfigError
-from nmt.config.schema import Metric
 
 METRICS = {Metric.bleu: lambda tokenize, lowercase: BLEU(tokenize=tokenize, lowercase=lowercase),
            Metric.chrf: lambda tokenize, lowercase: CHRF(lowercase=lowercase),

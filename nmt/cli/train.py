@@ -15,8 +15,6 @@ from nmt.cli.wrapper import entry_point
 def run(cfg, run_dir: Path):
     """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return its RunSummary.
     train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members)."""
-    import torch
-
     from nmt.training.members import check_members
     from nmt.training.trainer import Trainer
 
@@ -28,11 +26,7 @@ def run(cfg, run_dir: Path):
 
         return train_members(cfg, run_dir, list(HydraConfig.get().overrides.task))
 
-    try:
-        return Trainer(cfg, run_dir).fit()
-    finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+    return Trainer(cfg, run_dir).fit()  # under torchrun, every rank leaves the process group together
 
 
 main = entry_point("train", run)

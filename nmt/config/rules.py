@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from nmt.config.schema import Arch, AttentionKind, Config, Device, Precision, SearchKind, StopMetric, StrEnum
+from nmt.config.choices import Arch, AttentionKind, Device, Precision, SearchKind, StopMetric, StrEnum
+from nmt.config.schema import Config
 from nmt.errors import NmtError
 
 # program -> {old root key: new key}; `output` and `ref` mean a different key in each program

@@ -1,8 +1,8 @@
 """The configuration: one typed schema for every program and its defaults.
 
 Defaults live here, in the dataclasses, and nowhere else: the YAML files under `conf/` only
-say what a group option changes (`model=lstm` sets `cell: lstm`). Every choice is an Enum, so
-Hydra refuses an unknown value when it composes the config. Every key is a `setting`: its
+say what a group option changes (`model=lstm` sets `cell: lstm`). Every choice is an Enum
+(`nmt.config.choices`), so Hydra refuses an unknown value when it composes the config. Every key is a `setting`: its
 default, its range (`check`, tested by `nmt.config.rules.check_config`) and what it means (`doc`),
 side by side; `docs/config.md` is generated from them (`make docs`). The rules that span fields
 are `nmt.config.rules`. Nothing downstream checks a config value again.
@@ -14,11 +14,14 @@ old flat spellings (`input=`, `hyp=`, ...) still work for one release, with a no
 from __future__ import annotations
 
 from dataclasses import MISSING, dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from nmt.config.choices import (Arch, AttentionKind, BatchKind, Cell, DataKind, Device, LogLevel, Metric, Normalization,
+                                OptimizerKind, Oversized, Precision, Quantize, Schedule, SearchKind, SpmModelType,
+                                StopMetric, VocabKind)
 
 # conf/ beside the package: an absolute path, so `python -m nmt.X` and the nmt-X console scripts
 # find the same configs (Hydra would read a relative path as a Python module under a script)
@@ -48,118 +51,6 @@ def setting(default: Any = MISSING, check: Check | None = None, doc: str = "", *
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
-
-
-class StrEnum(str, Enum):
-    """An Enum whose members compare equal to, print and interpolate as their value."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class DataKind(StrEnum):
-    multi30k = "multi30k"  # DIR/{train,val,test_2016_flickr}.{src,tgt}[.gz], downloaded if absent
-    files = "files"  # any pair of plain or gzip text files per split
-    hf = "hf"  # a Hugging Face dataset (hub name, local script/builder, or save_to_disk folder)
-
-
-class VocabKind(StrEnum):
-    word = "word"
-    char = "char"
-    spm = "spm"
-
-
-class SpmModelType(StrEnum):
-    bpe = "bpe"
-    unigram = "unigram"
-
-
-class Normalization(StrEnum):
-    NFC = "NFC"
-    NFKC = "NFKC"
-    none = "none"
-
-
-class Arch(StrEnum):
-    rnn = "rnn"  # embedding + RNN/GRU/LSTM encoder-decoder (model.cell)
-    transformer = "transformer"
-
-
-class Cell(StrEnum):
-    rnn = "rnn"
-    gru = "gru"
-    lstm = "lstm"
-
-
-class AttentionKind(StrEnum):
-    none = "none"
-    luong = "luong"
-    bahdanau = "bahdanau"
-
-
-class BatchKind(StrEnum):
-    bucket = "bucket"  # a fixed number of sentences of similar lengths
-    tokens = "tokens"  # a token budget
-
-
-class Oversized(StrEnum):
-    single = "single"  # an example over the token budget gets a batch of its own
-    error = "error"
-
-
-class OptimizerKind(StrEnum):
-    adam = "adam"
-    adamw = "adamw"
-
-
-class Schedule(StrEnum):
-    plateau = "plateau"
-    warmup_decay = "warmup_decay"
-    cosine = "cosine"
-    constant = "constant"
-
-
-class StopMetric(StrEnum):
-    bleu = "bleu"
-    loss = "loss"
-
-
-class Device(StrEnum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class Precision(StrEnum):
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"
-    auto = "auto"  # bf16 where the device computes it natively (AVX-512 BF16 or AMX CPUs, bf16 GPUs), else fp32
-
-
-class SearchKind(StrEnum):
-    greedy = "greedy"
-    beam = "beam"
-
-
-class Quantize(StrEnum):
-    none = "none"
-    int8 = "int8"
-
-
-class Metric(StrEnum):
-    bleu = "bleu"
-    chrf = "chrf"
-    ter = "ter"
-
-
-class LogLevel(StrEnum):
-    critical = "critical"
-    error = "error"
-    warning = "warning"
-    info = "info"
-    debug = "debug"
-    trace = "trace"
 
 
 @dataclass

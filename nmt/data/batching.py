@@ -9,8 +9,8 @@ from functools import partial
 import numpy as np
 from torch.utils.data import Sampler
 
+from nmt.config.choices import BatchKind, Oversized
 from nmt.config.rules import choice
-from nmt.config.schema import BatchKind, Oversized
 from nmt.errors import NmtError
 
 Batches = list[np.ndarray]  # each batch: the example indices it holds, a view into one index array

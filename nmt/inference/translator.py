@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from nmt.config.choices import Quantize, SearchKind
 from nmt.config.rules import ConfigError, check_search, choice, ckpt_list
-from nmt.config.schema import DecodeConfig, PreprocessConfig, Quantize, SearchKind
+from nmt.config.schema import DecodeConfig, PreprocessConfig
 from nmt.data.batching import decoding_batches
 from nmt.data.collate import collate_sources
 from nmt.data.corpus import clean_sentences

@@ -17,7 +17,8 @@ def build_model(cfg, src_vocab_size: int, tgt_vocab_size: int, pad_id: int) -> t
     describes, for the given vocabularies: `Seq2Seq` (RNN family) or `Transformer`."""
     from omegaconf import OmegaConf
 
-    from nmt.config.schema import Arch, ModelConfig
+    from nmt.config.choices import Arch
+    from nmt.config.schema import ModelConfig
 
     cfg = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg)  # keys added since a checkpoint was saved
     if cfg.arch == Arch.transformer:

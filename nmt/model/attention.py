@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nmt.config.schema import AttentionKind
+from nmt.config.choices import AttentionKind
 
 
 class Attention(nn.Module):

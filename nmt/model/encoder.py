@@ -6,7 +6,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from nmt.compat import RNN_KERNELS, rnn_one_direction
-from nmt.config.schema import Cell
+from nmt.config.choices import Cell
 from nmt.model.dropout import EmbeddingDropout, dropout
 from nmt.model.interface import State
 

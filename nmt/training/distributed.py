@@ -1,4 +1,7 @@
-"""torchrun support: process group set-up, one Hydra run dir for all ranks, rank-0-only writes."""
+"""torchrun support: process group set-up, one Hydra run dir for all ranks, rank-0-only writes,
+and leaving together: the process group is torn down by every rank at once, after the last rank
+has finished its work (a rank that tears down while another still works can die with SIGABRT
+and make torchrun report a finished run as failed)."""
 from __future__ import annotations
 
 import os
@@ -23,6 +26,13 @@ class DistInfo:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
+
+    def leave_together(self) -> None:
+        """Wait for every rank, then tear the process group down (each rank calls this once on
+        a path every rank takes; a second call does nothing)."""
+        if self.enabled and dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def launched_by_torchrun() -> bool:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import torch
 
-from nmt.config.schema import SearchKind, StopMetric
+from nmt.config.choices import SearchKind, StopMetric
 from nmt.inference.translator import Translator, best_length_penalty, search_options
 from nmt.model import build_model
 from nmt.runs.average import average_checkpoints

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from nmt.compat import cpu_has_native_bf16
-from nmt.config.schema import OptimizerKind, Precision, Schedule
+from nmt.config.choices import OptimizerKind, Precision, Schedule
 
 OPTIMIZERS = {OptimizerKind.adam: torch.optim.Adam, OptimizerKind.adamw: torch.optim.AdamW}
 

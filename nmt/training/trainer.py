@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from nmt.config.schema import Device, Precision, StopMetric, plain
+from nmt.config.choices import Device, Precision, StopMetric
+from nmt.config.schema import plain
 from nmt.data.batching import LengthBatchSampler
 from nmt.data.collate import make_loader
 from nmt.data.store import VOCAB_DIR, PreparedDataError, load_prepared
@@ -37,6 +38,10 @@ from nmt.training.validation import validate
 
 class Interrupted(NmtError, RuntimeError):
     """Training stopped by a signal (a scheduler's SIGTERM before preemption) after saving last.pt."""
+
+
+class OtherRankFailed(NmtError, RuntimeError):
+    """Under torchrun: rank 0 failed in the end-of-run work that it alone does."""
 
 
 @dataclass
@@ -157,7 +162,13 @@ class Trainer:
         from nmt.files import run_dir_lock
 
         with run_dir_lock(self.run_dir, "train", enabled=self.dist.is_main), self.catch_sigterm():
-            return self._fit()
+            try:
+                summary = self._fit()
+            except (DivergedError, Interrupted):  # every rank raises these at the same step
+                self.dist.leave_together()
+                raise
+            self.dist.leave_together()
+            return summary
 
     def _fit(self) -> dict:
         if self.dist.is_main:
@@ -378,15 +389,43 @@ class Trainer:
         summary = RunSummary(run_dir=str(self.run_dir), stop_reason=stop_reason, steps=p.step, epochs=p.epoch,
                              metric=str(metric), best_score=p.best_score, best_step=p.best_step,
                              train_minutes=round(p.train_seconds / 60, 2), n_params=self.n_params)
+        failure = None
         if self.dist.is_main:
-            end = EndOfRun(self.cfg, self.ckpt_dir, self.data["valid"], (self.validator.src_vocab, self.tgt_vocab),
-                           self.validator.preprocess, self.device, self.log, self.say)
-            summary.averaging = end.average_final(p.step, p.best_score)
-            summary.recommended = recommend(summary.averaging.selection if summary.averaging else None)
-            summary.length_penalty = end.choose_length_penalty(summary.recommended, summary.averaging)
-            summary.save(self.run_dir)
+            try:
+                self.end_of_run(summary)
+            except Exception as err:  # the other ranks learn of it below, then it goes on
+                failure = err
+        self.share_outcome(failure)
         self.log.close(self.run_dir / "learning_curves.png")
         return summary
+
+    def end_of_run(self, summary: RunSummary) -> None:
+        """Rank 0: avg.pt, the recommendation and the length penalty (EndOfRun); the summary written."""
+        p = self.progress
+        end = EndOfRun(self.cfg, self.ckpt_dir, self.data["valid"], (self.validator.src_vocab, self.tgt_vocab),
+                       self.validator.preprocess, self.device, self.log, self.say)
+        summary.averaging = end.average_final(p.step, p.best_score)
+        summary.recommended = recommend(summary.averaging.selection if summary.averaging else None)
+        summary.length_penalty = end.choose_length_penalty(summary.recommended, summary.averaging)
+        summary.save(self.run_dir)
+
+    def share_outcome(self, failure: Exception | None) -> None:
+        """Under torchrun the other ranks wait here for rank 0's end-of-run work, so no rank leaves
+        while another still works; when it failed, every rank leaves together and fails with it
+        (rank 0 with its own error, the others with one line pointing at it)."""
+        if not self.dist.enabled:
+            if failure is not None:
+                raise failure
+            return
+        outcome = [None if failure is None else f"{type(failure).__name__}: {failure}"]
+        torch.distributed.broadcast_object_list(outcome, src=0)
+        if outcome[0] is None:
+            return
+        self.dist.leave_together()
+        if failure is not None:
+            raise failure
+        raise OtherRankFailed(f"rank 0 failed after training, in the end-of-run work ({outcome[0]}); the "
+                              f"checkpoints it saved are in {self.ckpt_dir}. Fix: what rank 0's error says")
 
     # ------------------------------------------------------------------ helpers
 

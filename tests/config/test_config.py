@@ -7,8 +7,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from conftest import make_cfg
+from nmt.config.choices import SearchKind
 from nmt.config.rules import ConfigError, check_config, upgrade_deprecated_keys
-from nmt.config.schema import Config, DecodeConfig, ModelConfig, SearchKind, TrainConfig
+from nmt.config.schema import Config, DecodeConfig, ModelConfig, TrainConfig
 from nmt.inference.translator import search_options
 
 

@@ -10,6 +10,7 @@ import time
 import datasets
 import pytest
 import torch
+from helpers import free_port
 from hydra.errors import ConfigCompositionException
 
 from conftest import ROOT, TINY_EN, TINY_MODEL, TINY_TRANSFORMER, make_cfg
@@ -105,12 +106,22 @@ def test_torchrun_two_processes_on_cpu(tiny_prepared, tmp_path, family):
         ["avg.pt", "best.pt", "last.pt", "step_00000002.pt", "step_00000004.pt"]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_torchrun_rank_0_failing_after_training_fails_every_rank_without_a_hang(tiny_prepared, tmp_path):
+    """Rank 0 alone does the end-of-run work; when it fails (here: the summary cannot be written),
+    the other rank, waiting for it, fails too with a line naming rank 0, and torchrun's status
+    says so: no hang, no exit 0 over an incomplete run."""
+    run_dir = tmp_path / "run"
+    (run_dir / "train_summary.json").mkdir(parents=True)  # a folder where the summary goes
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
+                        "-m", "nmt.train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=2",
+                        "train.checkpoint_every=2", "train.val_bleu=false", "train.early_stopping_metric=loss",
+                        f"hydra.run.dir={run_dir}"],
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                       timeout=240)
+    assert r.returncode != 0
+    assert "train: error: rank 0 failed after training, in the end-of-run work (IsADirectoryError" in r.stderr, \
+        r.stderr[-3000:]
+    assert "IsADirectoryError" in r.stderr and "terminate called" not in r.stderr
 
 
 def torchrun_two_nodes(prepared, run_dir, *extra):
@@ -209,7 +220,7 @@ def test_resume_auto_starts_fresh_or_continues(tmp_path):
 def test_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
     from pathlib import Path
 
-    from nmt.config.schema import Precision
+    from nmt.config.choices import Precision
     from nmt.training import optim
 
     cpu = torch.device("cpu")
