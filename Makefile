@@ -26,9 +26,9 @@ demo: setup
 	$(BIN)/python -m nmt.translate ckpt=$(DEMO_DIR) translate.split=test decode=beam \
 		plots.n_attention=3 hydra.run.dir=$(DEMO_DIR)/translate
 
-# TEST_WORKERS processes (pytest-xdist), a test file each at a time: its module fixtures are built once
+# TEST_WORKERS processes (pytest-xdist); an idle worker takes tests from a busy one's queue
 test: setup
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # the page at GET / of nmt.serve in headless Chromium (Debian's package, installed here when
 # missing: needs root) driven by Playwright; the screenshots are left in pytest's tmp folders

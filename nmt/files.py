@@ -12,13 +12,24 @@ import contextlib
 import ctypes
 import os
 import shutil
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
 from nmt.errors import NmtError
 
 SCRATCH_KINDS = ("tmp", "work", "old")
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask (os.umask sets it to read it, so set it back, one thread at a time)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -96,8 +107,10 @@ class OutputError(NmtError, ValueError):
 
 
 def check_output_file(path: Path, key: str) -> Path:
-    """Make sure `path` can be written before any work is done: not a folder, its folder
-    creatable and writable, the file (if there) writable. Nothing is written to `path`."""
+    """Make sure `path` can be written before any work is done, by opening it: not a folder, its
+    folder creatable, the file openable for writing (a file this creates is removed again); a
+    device that is not a terminal gets one newline written to it (/dev/full refuses it, /dev/null
+    takes it). Nothing is written to a regular file."""
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{key}={path}: is a folder. Fix: {key}=FILE (a file path)")
@@ -106,15 +119,30 @@ def check_output_file(path: Path, key: str) -> Path:
     except OSError as err:
         raise OutputError(f"{key}={path}: its folder cannot be created ({err.strerror}). "
                           "Fix: a path in a writable folder") from None
-    if not os.access(path.parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise OutputError(f"{key}={path}: not writable. Fix: a path in a writable folder")
+    existed = path.exists()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            if stat.S_ISCHR(os.fstat(fd).st_mode) and not os.isatty(fd):
+                os.write(fd, b"\n")
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise OutputError(f"{key}={path}: cannot be written ({err.strerror}). Fix: a path in a writable "
+                          "folder") from None
+    finally:
+        if not existed and path.is_file():
+            path.unlink()
     return path
 
 
 def check_output_dir(path: Path, key: str, is_ours) -> Path:
     """A folder a program will (re)write: refused when something else stands there (a file, or a
-    non-empty folder `is_ours(path)` does not recognise), or its parent cannot be created."""
+    non-empty folder `is_ours(path)` does not recognise), or its parent cannot be created. A
+    symbolic link is followed: the folder it points at is the one (re)written, the link stays."""
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     if path.exists() and not path.is_dir():
         raise OutputError(f"{key}={path}: a file is there, not a folder this program wrote; it is left untouched. "
                           f"Fix: {key}= another path, or move the file away")
@@ -141,6 +169,7 @@ def atomic_file(final: Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it 0600; a file written plainly follows the umask
         os.replace(tmp, final)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -159,6 +188,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700; a folder made plainly follows the umask
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

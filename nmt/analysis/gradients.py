@@ -102,7 +102,7 @@ def gate_saturation(model: torch.nn.Module, batch, low: float = 0.05, high: floa
 
 
 def diagnose(checkpoints: dict[str, Path], prepared_dir: Path, split_name: str = "valid", sentences: int = 64,
-             length: int = 0) -> tuple[int, list[Diagnosis]]:
+             length: int = 0, max_params: int | None = None) -> tuple[int, list[Diagnosis]]:
     """Each checkpoint on the same batch of `sentences` real sentences of one source length."""
     from nmt.data.store import load_prepared
     from nmt.runs.model_folder import read_model
@@ -118,7 +118,8 @@ def diagnose(checkpoints: dict[str, Path], prepared_dir: Path, split_name: str =
     for name, path in checkpoints.items():
         ckpt = read_model(Path(path))
         src_vocab, tgt_vocab = ckpt.vocabs()
-        model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id)
+        model = ckpt.build_model(src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id,
+                                 **({"max_params": max_params} if max_params else {}))
         results.append(Diagnosis(name, gradient_norms(model, batch), gate_saturation(model, batch)))
     return length, results
 

@@ -24,7 +24,7 @@ def run(cfg, run_dir: Path) -> Path:
     for p in paths:  # RUN/checkpoints/best.pt -> RUN (the run says which model it is)
         named[p.parents[1].name if p.parent.name == "checkpoints" else p.stem] = p
     length, results = diagnose(named, Path(cfg.prepared_dir), cfg.diagnose.split, cfg.diagnose.sentences,
-                               cfg.diagnose.length)
+                               cfg.diagnose.length, cfg.max_params)
     png = plot(length, results, cfg.diagnose.sentences, Path(cfg.diagnose.output or run_dir / "gradients.png"))
     print(report(length, results))
     print(f"diagnose: {png}")

@@ -250,6 +250,8 @@ class DecodeConfig:
     no_repeat_ngram: int = setting(0, at_least(0), "beam: never repeat an n-gram of this size; 0 = off")
     max_len_a: float = setting(1.5, at_least(0), "max output length = a * source length + b")
     max_len_b: int = setting(10, at_least(0), "see max_len_a")
+    max_output_len: int = setting(512, at_least(0), "and never more than this many pieces (a line of 100,000 "
+                                                    "words still ends); 0 = no cap")
     quantize: Quantize = setting(Quantize.none, doc="int8: dynamic int8 weights for CPU inference (Linear, GRU, LSTM)")
 
 
@@ -273,6 +275,10 @@ class ServeConfig:
     log_level: LogLevel = setting(LogLevel.info, doc="uvicorn's log level")
     max_request_slice: int = setting(16, at_least(1), "a larger request is decoded this many sentences at a time, "
                                                       "interleaved with others")
+    max_request_work: int = setting(20000, at_least(1), "decoding work one request may ask for: its source pieces "
+                                                        "x beam size (413 above)")
+    max_queued_sentences: int = setting(1024, at_least(1), "sentences waiting to be decoded; a request past it "
+                                                           "gets 503 with Retry-After")
     max_connections: int = setting(512, at_least(1), "open connections; more get a 503 and are closed (kept below "
                                                      "the open-file limit)")
     request_timeout_s: float = setting(10.0, POSITIVE, "a request's headers and body must arrive within this (slow "
@@ -380,6 +386,8 @@ class Config:
     ckpt: Any = setting("", doc="translate, serve, export, diagnose: a checkpoint, a run dir (the checkpoint it "
                                 "recommends) or a model folder; translate and serve also take a list, "
                                 "ckpt=[A.pt,B.pt]: an ensemble")
+    max_params: int = setting(1_000_000_000, at_least(1), "the largest model a checkpoint or model folder may "
+                                                          "describe, measured before any weight is allocated")
     # the old flat spellings of per-program keys (nmt.config.rules.DEPRECATED_KEYS)
     force: Optional[bool] = _deprecated("prepare.force")
     split: Optional[str] = _deprecated("translate.split")

@@ -230,20 +230,32 @@ def build_vocabs(cfg, out_dir: Path, train_files: tuple[Path, Path],
 
 
 def load_vocabs(vocab_dir: Path) -> tuple[Vocab, Vocab]:
-    """Rebuild the (source, target) vocabs from the files `build_vocabs` wrote."""
+    """Rebuild the (source, target) vocabs from the files `build_vocabs` wrote. The index names
+    files inside `vocab_dir` only: a path there is refused (VocabError), never followed."""
+    from nmt.files import plain_name
+
     vocab_dir = Path(vocab_dir)
     index_file = vocab_dir / VOCAB_INDEX
     if not index_file.is_file():
         raise VocabError(f"{index_file}: no vocabulary index. Fix: run `python -m nmt.prepare` first")
-    index = json.loads(index_file.read_text())
-    if index["special_ids"] != SPECIAL_IDS:
-        raise VocabError(f"{index_file}: special ids {index['special_ids']} differ from this version's {SPECIAL_IDS}")
+    try:
+        index = json.loads(index_file.read_text())
+        kind, joint, names, special = index["kind"], index["joint"], (index["src"], index["tgt"]), index["special_ids"]
+    except (ValueError, KeyError, TypeError, RecursionError) as err:
+        raise VocabError(f"{index_file}: not the index nmt.prepare writes ({type(err).__name__}: {err}). "
+                         "Fix: prepare the data again (prepare.force=true), or export the model again") from None
+    if special != SPECIAL_IDS:
+        raise VocabError(f"{index_file}: special ids {special} differ from this version's {SPECIAL_IDS}")
+    if kind not in ("spm", "word", "char"):
+        raise VocabError(f"{index_file}: unknown vocabulary kind {kind!r}. Fix: prepare the data again")
+    for name in names:
+        plain_name(name, index_file, "vocabulary file", VocabError)
 
     def load(fname: str) -> Vocab:
-        if index["kind"] == "spm":
+        if kind == "spm":
             return SpmVocab(vocab_dir / fname)
-        return TokenVocab.load(index["kind"], vocab_dir / fname)
+        return TokenVocab.load(kind, vocab_dir / fname)
 
-    src = load(index["src"])
-    tgt = src if index["joint"] else load(index["tgt"])
+    src = load(names[0])
+    tgt = src if joint else load(names[1])
     return src, tgt

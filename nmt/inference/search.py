@@ -16,19 +16,20 @@ class Hypothesis:
     n_best: list["Hypothesis"] = field(default_factory=list)  # beam: best first, itself included
 
 
-def max_lengths(src_lengths: torch.Tensor, a: float, b: int) -> torch.Tensor:
-    """Per-sentence output limit (B,) = a * src_len + b (at least 1)."""
-    return (a * src_lengths.float() + b).long().clamp(min=1)
+def max_lengths(src_lengths: torch.Tensor, a: float, b: int, cap: int = 0) -> torch.Tensor:
+    """Per-sentence output limit (B,) = a * src_len + b, at least 1 and at most `cap` (0: no cap)."""
+    limits = (a * src_lengths.float() + b).long().clamp(min=1)
+    return limits.clamp(max=cap) if cap else limits
 
 
 @torch.no_grad()
 def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len_a: float = 1.5,
-                  max_len_b: int = 10, return_attention: bool = False) -> list[Hypothesis]:
+                  max_len_b: int = 10, return_attention: bool = False, max_output_len: int = 0) -> list[Hypothesis]:
     """src (B, S), src_lengths (B,) -> B hypotheses in input order. Stops at EOS or the limit."""
     B = src.size(0)
     device = src.device
     memory, state = model.encode(src, src_lengths)
-    limits = max_lengths(src_lengths, max_len_a, max_len_b).to(device)
+    limits = max_lengths(src_lengths, max_len_a, max_len_b, max_output_len).to(device)
     inp = torch.full((B, 1), SOS_ID, dtype=torch.long, device=device)
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     scores = torch.zeros(B, device=device)
@@ -70,7 +71,7 @@ def _banned_tokens(history: list[int], n: int) -> set[int]:
 @torch.no_grad()
 def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: int = 5, length_penalty: float = 1.0,
                 n_best: int = 1, max_len_a: float = 1.5, max_len_b: int = 10, no_repeat_ngram: int = 0,
-                return_attention: bool = False) -> list[Hypothesis]:
+                return_attention: bool = False, max_output_len: int = 0) -> list[Hypothesis]:
     """Batched beam search: every beam of every unfinished sentence advances in one decoder call;
     a sentence leaves the computation once it holds `beam_size` finished hypotheses or reaches
     its limit. Ranks by log-prob / ((5 + len) / 6) ** length_penalty. Returns B hypotheses in input
@@ -78,7 +79,7 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
     K, device = beam_size, src.device
     B = src.size(0)
     memory, state = model.encode(src, src_lengths)
-    limits = max_lengths(src_lengths, max_len_a, max_len_b).tolist()
+    limits = max_lengths(src_lengths, max_len_a, max_len_b, max_output_len).tolist()
     rows = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,) sentence of each beam row
     memory, state = memory.index_select(rows), tuple(s.index_select(1, rows) for s in state)
     active = list(range(B))  # sentence ids still searching, in row-block order
@@ -173,10 +174,11 @@ def _collect(found, n_best: int, src_len: int) -> Hypothesis:
 
 def search(model, src, src_lengths, decode_cfg, return_attention: bool = False) -> list[Hypothesis]:
     """Greedy or beam search as `decode_cfg` (conf/decode/*) says."""
+    cap = decode_cfg.max_output_len
     if decode_cfg.kind == "greedy":
-        return greedy_search(model, src, src_lengths, decode_cfg.max_len_a, decode_cfg.max_len_b, return_attention)
+        return greedy_search(model, src, src_lengths, decode_cfg.max_len_a, decode_cfg.max_len_b, return_attention, cap)
     return beam_search(model, src, src_lengths, decode_cfg.beam_size, decode_cfg.length_penalty, decode_cfg.n_best,
-                       decode_cfg.max_len_a, decode_cfg.max_len_b, decode_cfg.no_repeat_ngram, return_attention)
+                       decode_cfg.max_len_a, decode_cfg.max_len_b, decode_cfg.no_repeat_ngram, return_attention, cap)
 
 
 @torch.no_grad()

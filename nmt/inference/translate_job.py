@@ -11,7 +11,7 @@ from pathlib import Path
 from nmt.analysis.scoring import as_list, score_corpus
 from nmt.data.store import PreparedDataError, load_prepared, split_table
 from nmt.data.textio import check_references, iter_stdin, read_lines, read_stdin
-from nmt.files import check_output_file
+from nmt.files import atomic_file, check_output_file
 from nmt.inference.translator import Translator
 
 
@@ -69,18 +69,27 @@ def writes_stdout(tcfg) -> bool:
 
 def write_hypotheses(lines: list[str], output: str | None, run_dir: Path, name: str, to_stdout: bool) -> str:
     """The hypotheses to `output` (default: hyp.NAME.txt in the run dir) or standard output,
-    with a copy in the run dir; where they went."""
+    with a copy in the run dir; where they went. A file is written under a scratch name and
+    renamed into place (a device such as /dev/null is written directly)."""
     run_copy = run_dir / hyp_file_name(name)
     text = "".join(line + "\n" for line in lines)
-    run_copy.write_text(text, encoding="utf-8")
+    write_text_atomically(run_copy, text)
     if to_stdout:
         sys.stdout.write(text)
         sys.stdout.flush()
         return "<stdout>"
     out_file = Path(output) if output else run_copy
     if out_file.resolve() != run_copy.resolve():
-        out_file.write_text(text, encoding="utf-8")
+        if out_file.exists() and not out_file.is_file():
+            out_file.write_text(text, encoding="utf-8")
+        else:
+            write_text_atomically(out_file, text)
     return str(out_file)
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def plot_attention(tr: Translator, sources: list[list[int]], k: int, out_dir: Path) -> list[Path]:

@@ -26,6 +26,7 @@ from nmt.data.collate import collate_sources
 from nmt.data.corpus import clean_sentences
 from nmt.data.store import split_table
 from nmt.inference.search import Hypothesis, search
+from nmt.runs.checkpoint import MAX_PARAMS
 
 
 @dataclass
@@ -102,9 +103,10 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
         return quantize_dynamic(model.cpu(), modules, dtype=torch.qint8)
 
 
-def _inference_model(ckpt, src_size: int, tgt_size: int, pad_id: int, device, quantize: Quantize) -> torch.nn.Module:
+def _inference_model(ckpt, src_size: int, tgt_size: int, pad_id: int, device, quantize: Quantize,
+                     max_params: int) -> torch.nn.Module:
     """A checkpoint's model for inference: on `device`, or int8 on the CPU."""
-    model = ckpt.build_model(src_size, tgt_size, pad_id, "cpu" if quantize == Quantize.int8 else device)
+    model = ckpt.build_model(src_size, tgt_size, pad_id, "cpu" if quantize == Quantize.int8 else device, max_params)
     return quantize_int8(model) if quantize == Quantize.int8 else model
 
 
@@ -146,7 +148,8 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | Sequence[str | Path], decode: Any = "beam", device: str = "cpu",
-                        quantize: str | None = None, max_tokens: int = 4000, **decode_overrides) -> "Translator":
+                        quantize: str | None = None, max_tokens: int = 4000, max_params: int = MAX_PARAMS,
+                        **decode_overrides) -> "Translator":
         """Load `path`, a checkpoint file, a model folder (nmt.export) or a training run dir (the
         checkpoint it recommends: best.pt or avg.pt; its members' for `train.members=N`), verified (no code runs, content hash,
         finite weights), for inference. A list of several: an ensemble
@@ -155,7 +158,8 @@ class Translator:
         `decode`: "beam" | "greedy" | a decode config; keyword options (beam_size, n_best,
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it. A length penalty
         left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
-        `quantize="int8"`: int8 weights on the CPU."""
+        `quantize="int8"`: int8 weights on the CPU. `max_params`: the largest model a file may
+        describe (measured before anything is allocated)."""
         from nmt.model.ensemble import Ensemble
         from nmt.runs.model_folder import read_model
         from nmt.runs.run_folder import run_checkpoints
@@ -170,7 +174,7 @@ class Translator:
         _check_same_inputs(paths, ckpts)
         ckpt = ckpts[0]
         src_vocab, tgt_vocab = ckpt.vocabs()
-        models = [_inference_model(c, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id, device, quantize)
+        models = [_inference_model(c, src_vocab.size, tgt_vocab.size, tgt_vocab.pad_id, device, quantize, max_params)
                   for c in ckpts]
         model = models[0] if len(models) == 1 else Ensemble(models)
         info = {"checkpoint": " + ".join(p.name for p in paths), **ckpt.info(), "quantize": str(quantize)}  # names, never paths
@@ -202,7 +206,8 @@ class Translator:
             raise ConfigError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt")
         quantize = Quantize(cfg.decode.quantize)
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu" and quantize == Quantize.none
-        return cls.from_checkpoint(paths, cfg.decode, "cuda" if cuda else "cpu", str(quantize))
+        return cls.from_checkpoint(paths, cfg.decode, "cuda" if cuda else "cpu", str(quantize),
+                                   max_params=cfg.max_params)
 
     # ------------------------------------------------------------------ text in, text out
 
@@ -212,8 +217,11 @@ class Translator:
         ids = self.src_vocab.encode_batch(clean)
         longer = sum(len(i) > self.preprocess.max_len for i in ids)
         if longer:
+            cap = self.options.max_output_len
             print(f"translate: note: {longer} input line(s) are longer than the training length limit "
-                  f"(preprocess.max_len={self.preprocess.max_len} tokens); they are translated whole", file=sys.stderr)
+                  f"(preprocess.max_len={self.preprocess.max_len} tokens); they are read whole"
+                  + (f", and their translations stop at decode.max_output_len={cap} pieces" if cap else ""),
+                  file=sys.stderr)
         return ids, clean
 
     def translate(self, texts: Sequence[str] | str, **options) -> list[str]:

@@ -31,6 +31,8 @@ LEGACY_SAFE_GLOBALS = [_NUMPY_CORE.multiarray._reconstruct, np.ndarray, np.dtype
 
 # model settings a resumed run may change: regularisation, not what the weights are
 RESUMABLE_CHANGES = {"dropout", "emb_dropout", "word_dropout"}
+# the largest model a file may describe, checked before any weight is allocated (`max_params=`)
+MAX_PARAMS = 1_000_000_000
 
 
 class CheckpointError(NmtError, ValueError):
@@ -69,12 +71,13 @@ class Checkpoint:
     averaged_from: list | None = None
     decode_defaults: dict = field(default_factory=dict)
     version: int = CHECKPOINT_VERSION
+    source: str = field(default="", compare=False, repr=False)  # the file it was read from (for messages)
 
     # ------------------------------------------------------------------ writing
 
     def payload(self) -> dict:
         """The plain dict stored on disk (without version and hash)."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "version"}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("version", "source")}
         data["training"] = dataclasses.asdict(self.training) if self.training is not None else None
         return data
 
@@ -110,7 +113,12 @@ class Checkpoint:
         payload = {k: v for k, v in raw.items() if k != "checkpoint_version"}
         if version >= 2 and stored != content_hash(payload):
             raise _damaged(path, "its content does not match the hash stored when it was written")
-        ckpt = cls._from_payload(payload, version)
+        try:
+            ckpt = cls._from_payload(payload, version)
+        except (TypeError, KeyError, AttributeError) as err:  # the hash matched: written so on purpose
+            raise _damaged(path, f"its fields are not those nmt writes ({type(err).__name__}: {err})") from None
+        ckpt.source = str(path)
+        ckpt.check_names()
         bad = non_finite_weights(ckpt.weights)
         if bad:
             raise _damaged(path, f"NaN/inf in the weights {bad[:3]}")
@@ -137,23 +145,56 @@ class Checkpoint:
 
     # ------------------------------------------------------------------ using
 
+    def check_names(self) -> None:
+        """Every vocabulary file name is a plain file name: `vocabs()` writes them into a folder, and
+        a path there would write anywhere. CheckpointError naming the file and the entry."""
+        from nmt.files import plain_name
+
+        if not isinstance(self.vocab_files, dict) or not all(isinstance(b, bytes) for b in self.vocab_files.values()):
+            raise _damaged(Path(self.source), "its vocabulary files are not a map of names to bytes")
+        for name in self.vocab_files:
+            plain_name(name, self.source or "the checkpoint", "vocabulary file", CheckpointError)
+
     def vocabs(self):
         """(source, target) vocabularies rebuilt from the stored files."""
         from nmt.data.vocab import load_vocabs
 
+        self.check_names()
         with tempfile.TemporaryDirectory() as tmp:
             for name, blob in self.vocab_files.items():
                 (Path(tmp) / name).write_bytes(blob)
             return load_vocabs(Path(tmp))  # spm models are read into memory here
 
-    def build_model(self, src_size: int, tgt_size: int, pad_id: int, device="cpu") -> torch.nn.Module:
-        """The model with these weights, in eval mode, on `device`."""
+    def build_model(self, src_size: int, tgt_size: int, pad_id: int, device="cpu",
+                    max_params: int = MAX_PARAMS) -> torch.nn.Module:
+        """The model with these weights, in eval mode, on `device`. The model its settings
+        describe is first built without memory (torch's meta device) and its size checked
+        against `max_params`; settings or weights that do not make a model are a
+        CheckpointError naming the file."""
         from omegaconf import OmegaConf
+        from omegaconf.errors import OmegaConfBaseException
 
         from nmt.model import build_model
 
-        model = build_model(OmegaConf.create(self.model_config), src_size, tgt_size, pad_id)
-        model.load_state_dict(self.weights)
+        where = self.source or "the checkpoint"
+        try:
+            settings = OmegaConf.create(self.model_config)
+            with torch.device("meta"):
+                n_params = sum(p.numel() for p in build_model(settings, src_size, tgt_size, pad_id).parameters())
+        except (OmegaConfBaseException, NmtError, ValueError, TypeError) as err:
+            raise CheckpointError(f"{where}: its model settings do not describe a model nmt builds "
+                                  f"({first_sentence(str(err))}). Fix: use a file written by nmt, or export it again") from None
+        if n_params > max_params:
+            raise CheckpointError(f"{where}: its settings describe a model of {n_params:,} parameters, over the "
+                                  f"limit of {max_params:,}; nothing was allocated. Fix: max_params={n_params} if "
+                                  "you trust this file")
+        model = build_model(settings, src_size, tgt_size, pad_id)
+        try:
+            model.load_state_dict(self.weights)
+        except RuntimeError as err:
+            raise CheckpointError(f"{where}: its weights do not fit the model its settings describe "
+                                  f"({first_sentence(str(err).replace(chr(10), ' '), 200)}). Fix: use a file written "
+                                  "by nmt, or export it again") from None
         return model.to(device).eval()
 
     def vocab_fingerprint(self) -> str:

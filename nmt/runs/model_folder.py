@@ -6,20 +6,30 @@
                             step, validation score with its sacreBLEU signature, test scores
     DIR/vocab/...           the vocabulary files (sentencepiece .model/.vocab, or vocab.json)
     DIR/README.md           a model card: data, sizes, scores with signatures, the commands
+    DIR/SHA256SUMS          the sha256 of config.json, the weights and every vocabulary file, in
+                            the format `sha256sum -c SHA256SUMS` checks; a folder without it, or
+                            whose files differ from it, is refused
+
+Every name a folder's files give is a plain file name inside the folder; the model its settings
+describe is measured before any weight is allocated (nmt.runs.checkpoint.Checkpoint.build_model).
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
 from pathlib import Path
+from typing import Any, Dict, List, Optional
 
-from nmt.runs.checkpoint import Checkpoint, CheckpointError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nmt.files import is_plain_name, plain_name
+from nmt.runs.checkpoint import Checkpoint, CheckpointError, first_sentence
 
 FORMAT = "nmt-model-folder"
-FORMAT_VERSION = 1
-WEIGHTS, CONFIG, CARD, VOCAB = "model.safetensors", "config.json", "README.md", "vocab"
+FORMAT_VERSION = 2  # 2: SHA256SUMS over every file; 1: a weights hash in config.json only (refused)
+WEIGHTS, CONFIG, CARD, VOCAB, SUMS = "model.safetensors", "config.json", "README.md", "vocab", "SHA256SUMS"
+REEXPORT = "Fix: export the model again (python -m nmt.export ckpt=RUN_DIR export.output=DIR)"
 
 
 def is_model_folder(path: Path) -> bool:
@@ -73,59 +83,101 @@ def write_folder(ckpt: Checkpoint, config: dict, card: str, output: Path) -> Pat
     from nmt.files import atomic_dir
 
     output = Path(output)
+    ckpt.check_names()
     with atomic_dir(output) as tmp:
         # tied weights (output projection = target embedding) are one tensor in memory;
         # safetensors stores no aliases, so each name gets its own copy (a few MB)
         tensors = {k: v.detach().cpu().contiguous().clone() for k, v in ckpt.weights.items()
                    if isinstance(v, torch.Tensor)}
         save_file(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
-        config = {**config, "weights_sha256": hashlib.sha256((tmp / WEIGHTS).read_bytes()).hexdigest()}
         (tmp / VOCAB).mkdir()
         for name, blob in ckpt.vocab_files.items():
             (tmp / VOCAB / name).write_bytes(blob)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(card, encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        for item in [tmp, *tmp.rglob("*")]:  # a folder to share: readable as the umask allows, not 0700
-            item.chmod((0o777 if item.is_dir() else 0o666) & ~umask)
+        covered = [CONFIG, WEIGHTS] + [f"{VOCAB}/{name}" for name in sorted(ckpt.vocab_files)]
+        (tmp / SUMS).write_text("".join(f"{sha256_of(tmp / name)}  {name}\n" for name in covered))
     return output
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_config(path: Path) -> dict:
+    """config.json of the folder at `path`, checked: JSON, this format, the keys nmt reads."""
+    file = path / CONFIG
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as err:
+        raise CheckpointError(f"{file}: unreadable ({type(err).__name__}: {first_sentence(str(err))}). "
+                              f"{REEXPORT}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{file}: not an nmt model folder (no format {FORMAT!r}). {REEXPORT}")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{file}: model folder format {config.get('format_version')!r}, this nmt reads "
+                              f"{FORMAT_VERSION} (whose {SUMS} checks every file). {REEXPORT}")
+    try:
+        FolderConfig.model_validate(config)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CheckpointError(f"{file}: {'.'.join(map(str, first['loc'])) or 'the top level'}: {first['msg']}. "
+                              f"{REEXPORT}") from None
+    return config
+
+
+def check_sums(path: Path, config: dict) -> None:
+    """SHA256SUMS lists config.json, the weights and every vocabulary file config.json names, each
+    with its content's sha256; anything else, or a name outside the folder, is refused."""
+    sums = path / SUMS
+    if not sums.is_file():
+        raise CheckpointError(f"{sums}: missing, so the folder's files cannot be checked. {REEXPORT}")
+    listed = {}
+    for n, line in enumerate(sums.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        digest, _, name = line.partition("  ")
+        parts = name.split("/")
+        inside = len(parts) == 1 or (len(parts) == 2 and parts[0] == VOCAB)
+        if len(digest) != 64 or not inside or not all(is_plain_name(p) for p in parts):
+            raise CheckpointError(f"{sums}:{n}: not a line `SHA256  FILE` naming a file of the folder. {REEXPORT}")
+        listed[name] = digest
+    vocab_names = config["vocab"]["files"]
+    for name in vocab_names:
+        plain_name(name, path / CONFIG, "vocabulary file", CheckpointError)
+    needed = [CONFIG, WEIGHTS] + [f"{VOCAB}/{name}" for name in vocab_names]
+    for name in needed:
+        if name not in listed:
+            raise CheckpointError(f"{sums}: does not cover {name}. {REEXPORT}")
+        if not (path / name).is_file():
+            raise CheckpointError(f"{path / name}: missing. Fix: copy the whole folder, or export it again")
+        if sha256_of(path / name) != listed[name]:
+            raise CheckpointError(f"{path / name}: its content differs from {SUMS} (damaged or edited). "
+                                  "Fix: copy the folder again, or export it again")
 
 
 def read_folder(path: Path) -> Checkpoint:
     """The folder as a weights-only Checkpoint (what Translator needs); CheckpointError (the
-    file, the problem, the fix) for a folder that is incomplete, damaged or of another format."""
+    file, the problem, the fix) for a folder that is incomplete, edited, damaged or of another
+    format."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from nmt.runs.checkpoint import non_finite_weights
 
     path = Path(path)
-    try:
-        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{path / CONFIG}: unreadable ({err}). Fix: export the model again "
-                              "(python -m nmt.export ckpt=... export.output=DIR)") from None
-    if config.get("format") != FORMAT or config.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path / CONFIG}: not an nmt model folder this version reads (format "
-                              f"{config.get('format')!r} {config.get('format_version')}). Fix: export it with this nmt")
+    config = read_config(path)
+    check_sums(path, config)
     weights_file = path / WEIGHTS
-    if not weights_file.is_file():
-        raise CheckpointError(f"{weights_file}: missing. Fix: copy the whole folder, or export it again")
-    expected = config.get("weights_sha256")
-    if expected and hashlib.sha256(weights_file.read_bytes()).hexdigest() != expected:
-        raise CheckpointError(f"{weights_file}: its content does not match config.json's weights_sha256 "
-                              "(damaged or replaced). Fix: copy or export the folder again")
     try:
         weights = load_file(str(weights_file))
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{weights_file}: not a readable safetensors file ({err}). Fix: export again") from None
+        raise CheckpointError(f"{weights_file}: not a readable safetensors file ({err}). {REEXPORT}") from None
     bad = non_finite_weights(weights)
     if bad:
         raise CheckpointError(f"{weights_file}: NaN/inf in the weights {bad[:3]}. Fix: export a sound checkpoint")
-    missing = [n for n in config["vocab"]["files"] if not (path / VOCAB / n).is_file()]
-    if missing:
-        raise CheckpointError(f"{path / VOCAB}: missing {missing}. Fix: copy the whole folder, or export it again")
     training = config.get("training") or {}
     best = training.get("best_valid") or {}
     return Checkpoint(
@@ -137,7 +189,27 @@ def read_folder(path: Path) -> Checkpoint:
         n_params=config.get("n_params") or 0,
         progress={"step": training.get("step"), "best_score": best.get("score"), "best_step": best.get("step")},
         train_config={"early_stopping_metric": best.get("metric")}, training=None,
-        averaged_from=training.get("averaged_from"), decode_defaults=config.get("decode_defaults") or {})
+        averaged_from=training.get("averaged_from"), decode_defaults=config.get("decode_defaults") or {},
+        source=str(path))
+
+
+class FolderVocab(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    kind: str
+    files: List[str]
+
+
+class FolderConfig(BaseModel):
+    """The keys of config.json that reading a folder relies on (others are information)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: Dict[str, Any]
+    vocab: FolderVocab
+    preprocess: Optional[Dict[str, Any]] = None
+    languages: Optional[Dict[str, Any]] = None
+    special_ids: Optional[Dict[str, int]] = None
+    training: Optional[Dict[str, Any]] = None
+    decode_defaults: Optional[Dict[str, Any]] = None
 
 
 def model_card(config: dict, command: str, train_command: str | None) -> str:

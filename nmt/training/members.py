@@ -58,11 +58,16 @@ def member_command(task_overrides: list[str], cfg, run_dir: Path, k: int) -> lis
             f"hydra.run.dir={member_dir(run_dir, k)}"]
 
 
-def run_members(commands: list[list[str]], logs: list[Path | None]) -> list[int]:
+def run_members(commands: list[list[str]], logs: list[Path | None],
+                poll_seconds: float = 1.0) -> tuple[list[int], list[int]]:
     """Start every command at once (stdout and stderr to its log, or this terminal for None),
-    wait for all, return their exit statuses. Ctrl-C or SIGTERM here reaches every member, which
-    saves its last.pt and stops as a single run does; then the exception goes on."""
+    wait for all; return their exit statuses and the members that failed on their own.
+    A member that fails stops the others at once (they
+    save their last.pt, as on SIGTERM), so a failure in minute 1 is reported in minute 1. Ctrl-C or
+    SIGTERM here reaches every member, which saves its last.pt and stops as a single run does;
+    then the exception goes on."""
     import threading
+    import time
 
     procs, files = [], []
     main_thread = threading.current_thread() is threading.main_thread()
@@ -72,13 +77,15 @@ def run_members(commands: list[list[str]], logs: list[Path | None]) -> list[int]
             out = open(log, "w") if log else None
             files.append(out)
             procs.append(subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if out else None))
-        return [p.wait() for p in procs]
+        statuses = [p.poll() for p in procs]
+        while None in statuses and all(s in (None, 0) for s in statuses):
+            time.sleep(poll_seconds)
+            statuses = [p.poll() for p in procs]
+        failed = [k for k, s in enumerate(statuses) if s not in (None, 0)]
+        stop_all(procs)
+        return [p.wait() for p in procs], failed
     except BaseException:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait()
+        stop_all(procs)
         raise
     finally:
         if main_thread:
@@ -86,6 +93,15 @@ def run_members(commands: list[list[str]], logs: list[Path | None]) -> list[int]
         for f in files:
             if f:
                 f.close()
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM every member still running (each saves its last.pt and exits), and wait for them."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait()
 
 
 def check_members(cfg) -> None:
@@ -118,17 +134,19 @@ def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> RunSummary:
     commands = [member_command(task_overrides, cfg, run_dir, k) for k in range(n)]
     logs = [None] + [run_dir / f"member_{k}.log" for k in range(1, n)]
     try:
-        statuses = run_members(commands, logs)
+        statuses, failed = run_members(commands, logs)
     except (Terminated, KeyboardInterrupt) as err:
         raise MemberFailed(f"stopped by {'SIGTERM' if isinstance(err, Terminated) else 'Ctrl-C'}; each member saved "
                            f"its checkpoints/last.pt under {run_dir}/member_K. Fix: resume a member with the overrides "
                            f"in {run_dir}/member_K/.hydra/overrides.yaml and train.resume=auto; then translate with "
                            f"ckpt=[{run_dir}/member_0,...]") from None
-    failed = [k for k, status in enumerate(statuses) if status != 0]
     if failed:
+        stopped = [k for k in range(n) if k not in failed]
         raise MemberFailed("; ".join(
             f"member {k} ({member_dir(run_dir, k)}) exited with status {statuses[k]}"
             + (f": see {logs[k]}" if logs[k] else "") for k in failed)
+            + (f"; then {', '.join(f'member {k}' for k in stopped)} stopped (saving checkpoints/last.pt)"
+               if stopped else "")
             + ". Fix: the member's own error says what to change; its checkpoints are in its folder")
     summaries = [RunSummary.load(member_dir(run_dir, k)) for k in range(n)]
     summary = RunSummary(run_dir=str(run_dir), members=[member_dir(run_dir, k).name for k in range(n)],

@@ -1,12 +1,15 @@
 """Every command README.md shows runs, as written, at tiny sizes: the README's Multi30k path is a
 tiny corpus here, and each program gets overrides that shrink the model and the budget (appended,
-so they win). `make demo` and `make test` are what CI and the demo run themselves."""
+so they win). Programs run in this process where a process adds nothing (tests/cli/test_programs.py
+runs them as processes); the members run, the server, curl and the Python snippet run as
+processes. `make demo` and `make test` are what CI and the demo run themselves."""
 import gzip
 import json
 import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 from helpers import ENV, free_port, stop
@@ -51,15 +54,32 @@ def tiny_world(tmp_path):
     return work
 
 
-def test_every_readme_command_runs_as_written(tmp_path):
+def run_in_process(program: str, args: list[str], default_run_dir):
+    """What `python -m nmt.PROGRAM ARGS` runs, in this process (the same composition, checks and
+    run function as the program's wrapper); the members run and the server stay processes."""
+    import importlib
+
+    from conftest import make_cfg
+    from nmt.config.rules import check_config, upgrade_deprecated_keys
+
+    run_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.run.dir=")), default_run_dir)
+    cfg = make_cfg(*[a for a in args if not a.startswith("hydra.")])
+    upgrade_deprecated_keys(cfg, program)
+    check_config(cfg)
+    Path(run_dir).mkdir(parents=True, exist_ok=True)  # as Hydra makes it
+    return importlib.import_module(f"nmt.cli.{program}").run(cfg, Path(run_dir))
+
+
+def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
     commands = readme_commands()
     programs = [shlex.split(c)[2].removeprefix("nmt.") for c in commands if c.startswith("python -m nmt.")]
     assert set(programs) == set(SHRINK), f"the README's programs {programs}: give each one its SHRINK overrides"
     assert {c for c in commands if c.startswith("make")} == {"make demo", "make test"}
     work = tiny_world(tmp_path)
+    monkeypatch.chdir(work)
     server, port = None, None
     try:
-        for command in commands:
+        for k, command in enumerate(commands):
             words = shlex.split(command)
             if words[0] == "make":
                 continue  # the demo and the tests themselves
@@ -71,15 +91,19 @@ def test_every_readme_command_runs_as_written(tmp_path):
                 assert r.returncode == 0 and len(json.loads(r.stdout)["translations"]) == 1, r.stdout + r.stderr
                 continue
             program = words[2].removeprefix("nmt.")
-            args = [sys.executable, *words[1:], *SHRINK[program]]
+            args = [*words[3:], *SHRINK[program]]
             if program == "serve":
                 port = free_port()
                 args = [a if not a.startswith("serve.port=") else f"serve.port={port}" for a in args]
-                server = subprocess.Popen(args, cwd=work, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                server = subprocess.Popen([sys.executable, "-m", "nmt.serve", *args], cwd=work, env=ENV,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
                 wait_until_up(server, port)
-                continue
-            r = subprocess.run(args, cwd=work, env=ENV, capture_output=True, text=True, timeout=300)
-            assert r.returncode == 0, f"{command}\n{r.stderr[-3000:]}"
+            elif program == "train" and any(a.startswith("train.members=") for a in args):
+                r = subprocess.run([sys.executable, "-m", "nmt.train", *args], cwd=work, env=ENV, capture_output=True,
+                                   text=True, timeout=300)
+                assert r.returncode == 0, f"{command}\n{r.stderr[-3000:]}"
+            else:
+                run_in_process(program, args, work / "outputs" / f"readme_{k}")
         r = subprocess.run([sys.executable, "-c", readme_python()], cwd=work, env=ENV, capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 0 and r.stdout.startswith("["), r.stderr[-3000:]

@@ -26,7 +26,10 @@ def folders(tiny_checkpoint, tiny_transformer_checkpoint, tiny_prepared, tmp_pat
 @pytest.mark.parametrize("family", ["rnn", "transformer"])
 def test_export_then_load_translates_like_the_checkpoint_without_unpickling(folders, family, monkeypatch):
     ckpt, folder = folders[family]
-    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors", "vocab"]
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "SHA256SUMS", "config.json", "model.safetensors",
+                                                        "vocab"]
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=folder, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.count(": OK") == 2 + len(list((folder / "vocab").iterdir()))
     reference = Translator.from_checkpoint(ckpt, decode="beam", beam_size=3, n_best=2)
     stored = Checkpoint.load(ckpt).decode_defaults
 
@@ -64,7 +67,7 @@ def test_translate_and_a_damaged_folder_over_the_cli(folders, tmp_path):
     blob = bytearray((damaged / "model.safetensors").read_bytes())
     blob[-10] ^= 0xFF
     (damaged / "model.safetensors").write_bytes(bytes(blob))
-    with pytest.raises(CheckpointError, match="model.safetensors: its content does not match.*Fix"):
+    with pytest.raises(CheckpointError, match="model.safetensors: its content differs from SHA256SUMS.*Fix"):
         Translator.from_pretrained(damaged)
     with pytest.raises(CheckpointError, match="not a model folder. Fix: python -m nmt.export"):
         Translator.from_pretrained(tmp_path)

@@ -76,9 +76,24 @@ def test_a_failing_member_is_one_clear_error(tmp_path):
     r = train([f"prepared_dir={tmp_path}/nothing", "train.members=2", f"hydra.run.dir={tmp_path}/run"], tmp_path)
     assert r.returncode == 1 and "Traceback" not in r.stderr.split("train: error:")[-1]
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("train: error: member 0") and "member 1" in last and "member_1.log" in last
-    assert "nmt.prepare" in (tmp_path / "run" / "member_1.log").read_text()  # the member's own error
+    assert last.startswith("train: error: member ") and "member 1" in last
+    if "member_1.log" in last:  # member 1 failed on its own (not stopped first): its log has its own error
+        assert "nmt.prepare" in (tmp_path / "run" / "member_1.log").read_text()
     assert not (tmp_path / "run" / "train_summary.json").exists()
+
+
+def test_a_member_that_fails_stops_the_others_at_once(tmp_path):
+    """A member dying early is reported then, not when the others end: they get SIGTERM at once."""
+    import time
+
+    from nmt.training.members import run_members
+
+    slow = [sys.executable, "-c", "import time; time.sleep(120)"]
+    fails = [sys.executable, "-c", "import time, sys; time.sleep(0.5); sys.exit(3)"]
+    started = time.time()
+    statuses, failed = run_members([slow, fails], [tmp_path / "0.log", tmp_path / "1.log"], poll_seconds=0.2)
+    assert time.time() - started < 30
+    assert failed == [1] and statuses[1] == 3 and statuses[0] == -signal.SIGTERM
 
 
 def test_sigterm_reaches_every_member_and_each_saves(tiny_prepared, tmp_path):

@@ -23,12 +23,12 @@ import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, List, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, conlist, constr
 from starlette.requests import (
     Request,  # at module level: FastAPI reads the route's annotation by name
 )
 
-from nmt.inference.server.batcher import DynamicBatcher
+from nmt.inference.server.batcher import ClientGone, DynamicBatcher, QueueFull
 from nmt.inference.server.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
                                                  libre_response, read_libre_request, rebuild_html)
 from nmt.inference.server.limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap, exposure_warning,
@@ -51,11 +51,13 @@ class TranslateRequest(BaseModel):
 
 
 class LibreTranslateRequest(BaseModel):
-    """LibreTranslate's request (documentation only: read_libre_request validates it)."""
+    """LibreTranslate's request (documentation only: read_libre_request validates it). Like
+    LibreTranslate, the server also reads these fields from the URL's query string when the body
+    is empty."""
 
-    q: Union[str, List[str]] = Field(description="text, or a list of texts")
-    source: str = Field(description="the model's source language code, or auto")
-    target: str = Field(description="the model's target language code")
+    q: Union[constr(min_length=1), conlist(str, min_length=1)] = Field(description="text, or a list of texts")
+    source: constr(min_length=1) = Field(description="the model's source language code, or auto")
+    target: constr(min_length=1) = Field(description="the model's target language code")
     format: Optional[str] = Field("text", description="text | html (the text between the tags is translated)")
     alternatives: Optional[int] = Field(0, description="n-best alternatives to return besides the best")
     api_key: Optional[str] = None
@@ -67,24 +69,37 @@ TRANSLATE_BODY_DOC = {"requestBody": {"required": True, "content": {
     "application/x-www-form-urlencoded": {"schema": LibreTranslateRequest.model_json_schema()}}}}
 
 
-async def read_payload(request) -> object:
-    """The parsed body: JSON, or a form (LibreTranslate clients post forms; a repeated q is a
-    list); RequestProblem for a body that is not UTF-8 (400) or not JSON (422)."""
-    import json
+def form_fields(encoded: str) -> dict:
+    """A form or a query string as LibreTranslate reads it: a repeated q is a list."""
     from urllib.parse import parse_qs
 
+    form = parse_qs(encoded, keep_blank_values=True)
+    return {k: v if k == "q" and len(v) > 1 else v[0] for k, v in form.items()}
+
+
+async def read_payload(request) -> object:
+    """The parsed body: JSON, or a form (LibreTranslate clients post forms); an empty body with
+    a query string is read from the query string (LibreTranslate accepts that, and clients such
+    as deep-translator send it). RequestProblem for a body that is not UTF-8 (400), not JSON or
+    nested too deep (422)."""
+    import json
+
+    body = await request.body()
+    if not body and request.url.query:
+        return form_fields(request.url.query)
     try:
-        text = (await request.body()).decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise RequestProblem(400, "the body is not valid UTF-8 JSON") from None
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        form = parse_qs(text, keep_blank_values=True)
-        return {k: v if k == "q" and len(v) > 1 else v[0] for k, v in form.items()}
+        return form_fields(text)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise RequestProblem(422, f"invalid request: the body is not JSON ({err.msg} at line {err.lineno} "
                                   f"column {err.colno})") from None
+    except RecursionError:
+        raise RequestProblem(422, "invalid request: the JSON is nested too deep") from None
 
 
 class Alternative(BaseModel):
@@ -103,6 +118,9 @@ class TranslationOut(BaseModel):
 
 class TranslateResponse(BaseModel):
     translations: List[TranslationOut]
+
+
+RETRY_AFTER_SECONDS = 2  # what a 503 for a full queue tells the client to wait
 
 
 class RequestProblem(ValueError):
@@ -146,31 +164,47 @@ class Decoding:
     def __init__(self, translator: Translator, batcher: DynamicBatcher, serve_cfg, pair: dict):
         self.translator, self.batcher, self.serve_cfg, self.pair = translator, batcher, serve_cfg, pair
 
-    async def translate_texts(self, texts: list[str], options, attention: bool = False) -> list[Translation]:
-        """Texts -> translations through the batcher; RequestProblem (422) for untokenizable text."""
+    async def translate_texts(self, texts: list[str], options, attention: bool = False,
+                              client_gone=None) -> list[Translation]:
+        """Texts -> translations through the batcher; RequestProblem for untokenizable text
+        (422) or a request whose decoding work passes serve.max_request_work (413)."""
         try:
             sources, _ = self.translator.encode(texts)
         except (UnicodeError, ValueError) as err:  # whatever a tokenizer refuses is the client's text
             raise RequestProblem(422, f"invalid request: the text could not be tokenized ({err})") from None
-        return await self.batcher.submit(sources, options, attention)
+        work = sum(map(len, sources)) * options.beam_size
+        if work > self.serve_cfg.max_request_work:
+            raise RequestProblem(413, f"the request is {sum(map(len, sources))} source pieces at beam size "
+                                      f"{options.beam_size}: {work} units of decoding work, over "
+                                      f"serve.max_request_work={self.serve_cfg.max_request_work}. Send fewer or "
+                                      "shorter sentences per request, or a smaller beam_size")
+        return await self.batcher.submit(sources, options, attention, client_gone)
 
-    async def libre_translate(self, payload: dict, key_pending: bool) -> dict:
+    async def libre_translate(self, payload: dict, key_pending: bool, client_gone=None) -> dict:
         """LibreTranslate's request, within the same limits as ours; problems are LibreProblem.
         `key_pending`: no key header came and the server has a key: the body's api_key decides."""
+        import asyncio
         import hmac
 
         req = read_libre_request(payload, self.pair)
         if key_pending and not hmac.compare_digest(str(req.api_key or "").encode(), self.serve_cfg.api_key.encode()):
             raise LibreProblem("Invalid API key", 403)
-        documents = [html_text_nodes(t) for t in req.texts] if req.html else None
+        if req.html:  # sized before it is parsed, and parsed off the event loop
+            limit = self.serve_cfg.max_chars * self.serve_cfg.max_sentences
+            if sum(map(len, req.texts)) > limit:
+                raise LibreProblem(f"Invalid request: {sum(map(len, req.texts))} characters of HTML; the server takes "
+                                   f"{limit} (serve.max_chars x serve.max_sentences)")
+        documents = await asyncio.to_thread(lambda: [html_text_nodes(t) for t in req.texts]) if req.html else None
         sentences = [c for parts in documents for is_text, c in parts if is_text] if documents else req.texts
         n_best = req.alternatives + 1
         try:
             _, options = read_request(TranslateRequest(text=sentences or [""], n_best=n_best,
                                                        beam_size=max(n_best, self.translator.options.beam_size)),
                                       self.translator.options, self.serve_cfg)
-            results = await self.translate_texts([s.strip() for s in sentences], options) if sentences else []
+            results = await self.translate_texts([s.strip() for s in sentences], options,
+                                                 client_gone=client_gone) if sentences else []
         except RequestProblem as problem:
+            # LibreTranslate answers every bad or over-limit request with 400
             raise LibreProblem(f"Invalid request: {str(problem).removeprefix('invalid request: ')}") from None
         best = [r.text for r in results]
         others = [[t for t, _ in r.n_best[1:]] for r in results]
@@ -225,31 +259,39 @@ async def handle_translate(request: Request, service: "Decoding", translator: Tr
     LibreTranslate's ({"q": ..., "source", "target"}, JSON or form-encoded, answered
     {"translatedText": ...})."""
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, Response
     from pydantic import ValidationError
 
     try:
         payload = await read_payload(request)
     except RequestProblem as problem:
         return error_response(problem.status, str(problem))
-    if is_libretranslate(payload):
+    try:
+        if is_libretranslate(payload):
+            try:
+                key_pending = getattr(request.state, "api_key_pending", False)
+                return JSONResponse(await service.libre_translate(payload, key_pending,  # LibreTranslate's shape
+                                                                  request.is_disconnected))
+            except LibreProblem as problem:
+                return error_response(problem.status, str(problem))
+        if getattr(request.state, "api_key_pending", False):
+            return error_response(401, MISSING_KEY)
         try:
-            key_pending = getattr(request.state, "api_key_pending", False)
-            return JSONResponse(await service.libre_translate(payload, key_pending))  # LibreTranslate's shape
-        except LibreProblem as problem:
+            req = TranslateRequest.model_validate(payload)
+        except ValidationError as err:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
+        try:
+            texts, options = read_request(req, translator.options, serve_cfg)
+            results = await service.translate_texts(texts, options, bool(req.attention), request.is_disconnected)
+        except RequestProblem as problem:
             return error_response(problem.status, str(problem))
-    if getattr(request.state, "api_key_pending", False):
-        return error_response(401, MISSING_KEY)
-    try:
-        req = TranslateRequest.model_validate(payload)
-    except ValidationError as err:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
-    try:
-        texts, options = read_request(req, translator.options, serve_cfg)
-        results = await service.translate_texts(texts, options, bool(req.attention))
-    except RequestProblem as problem:
-        return error_response(problem.status, str(problem))
-    return translations_json(results, options, bool(req.attention))
+        return translations_json(results, options, bool(req.attention))
+    except QueueFull as busy:
+        response = error_response(503, f"the server is busy ({busy}); try again in a moment")
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    except ClientGone:
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
 
 
 def create_app(translator: Translator, serve_cfg) -> "FastAPI":
@@ -258,7 +300,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     from fastapi.responses import HTMLResponse
 
     batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
-                             serve_cfg.max_batch_tokens, serve_cfg.max_request_slice)
+                             serve_cfg.max_batch_tokens, serve_cfg.max_request_slice, serve_cfg.max_queued_sentences)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -277,8 +319,14 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
               openapi_extra=TRANSLATE_BODY_DOC,
               responses={400: {"description": "LibreTranslate request for another pair, or missing parameters"},
-                         413: {"description": "too many or too long sentences"},
-                         422: {"description": "not JSON, wrong types, empty list, bad options"}})
+                         401: {"description": "serve.api_key is set and the request has no or a wrong key"},
+                         403: {"description": "LibreTranslate request with a wrong api_key"},
+                         413: {"description": "too many or too long sentences, too much decoding work, a "
+                                              "body over serve.max_body_bytes"},
+                         415: {"description": "a body that is neither JSON nor a form"},
+                         422: {"description": "not JSON, wrong types, empty list, bad options"},
+                         503: {"description": "the server is busy (too many sentences waiting; see "
+                                              "Retry-After) or shutting down"}})
     async def translate(request: Request):
         """Our shape ({"text": ...}, answered {"translations": [...]}) or LibreTranslate's
         ({"q": ..., "source", "target"}, JSON or form-encoded, answered {"translatedText": ...})."""
@@ -296,7 +344,7 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "queued": batcher.queue.qsize(), **batcher.stats}
+        return {"status": "ok", "queued": batcher.queue.qsize(), "waiting_sentences": batcher.waiting, **batcher.stats}
 
     @app.get("/info")
     async def info():

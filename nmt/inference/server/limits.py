@@ -8,7 +8,7 @@ import asyncio
 import os
 
 MISSING_KEY = "missing or wrong API key: send the header X-API-Key: KEY"
-OPEN_PATHS = {"/health", "/languages", "/"}  # no key needed: status, the pair served, the page itself
+OPEN_PATHS = {"/health", "/languages", "/"}  # no key needed, as in LibreTranslate: status, the pairs, the page
 FORM = "application/x-www-form-urlencoded"
 
 
@@ -81,7 +81,8 @@ class RequestGuard:
         if length.isdigit() and int(length) > self.cfg.max_body_bytes:
             return JSONResponse({"error": f"request body of {length} bytes exceeds serve.max_body_bytes="
                                           f"{self.cfg.max_body_bytes}"}, 413)
-        if not headers.get("content-type", "").startswith(("application/json", FORM)):
+        empty_with_query = length == "0" and bool(scope.get("query_string"))  # LibreTranslate's query-string form
+        if not empty_with_query and not headers.get("content-type", "").startswith(("application/json", FORM)):
             return JSONResponse({"error": "send the body as JSON with the header Content-Type: application/json "
                                           f"(or, LibreTranslate's way, as {FORM})"}, 415)
         return None

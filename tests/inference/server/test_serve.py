@@ -208,6 +208,9 @@ def test_api_key_and_a_warning_when_reachable_without_one(tiny_checkpoint, tmp_p
         assert ok.status_code == 200 and ok.json()["translations"][0]["text"] == TINY_EN[0]
         assert httpx.get(f"{url}/info", headers={"authorization": "Bearer s3cret"}).status_code == 200
         assert httpx.get(f"{url}/health").status_code == 200  # for load balancers
+        # as in LibreTranslate, what a client needs before it has a key stays open: the pairs, the page
+        assert httpx.get(f"{url}/languages").status_code == 200 and httpx.get(f"{url}/").status_code == 200
+        assert httpx.get(f"{url}/openapi.json").status_code == 401
     finally:
         assert stop(proc) == 0
     # binding to other interfaces is not done in tests (traffic stays on loopback): the rule itself
