@@ -65,6 +65,15 @@ def tiny_prepared(tmp_path_factory) -> Path:
     return out
 
 
+def write_tiny_corpus(folder: Path, de=TINY_DE, en=TINY_EN, copies: int = 1) -> Path:
+    """`folder` holding train, val and test_2016_flickr in German and English, Multi30k's names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val", "test_2016_flickr"):
+        write_lines(folder / f"{split}.de", list(de) * copies)
+        write_lines(folder / f"{split}.en", list(en) * copies)
+    return folder
+
+
 TINY_MODEL = ["model.emb_dim=32", "model.hidden_dim=32", "train.batching.batch_size=4", "train.log_every=5",
               "train.tensorboard=false", "train.threads=1"]
 

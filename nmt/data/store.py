@@ -213,3 +213,14 @@ def split_table(split):
     """The rows of a prepared split (a `datasets.Dataset`, maybe a `select`ed view) as one
     pyarrow Table, in its order."""
     return dataset_rows(split)
+
+
+def load_training_data(prepared_dir: Path):
+    """`load_prepared` of a folder that must hold the train and valid splits (what training reads)."""
+    data, meta, vocabs = load_prepared(prepared_dir)
+    for split in ("train", "valid"):
+        if split not in data:
+            raise PreparedDataError(
+                f"{prepared_dir}: no `{split}` split. Fix: prepare it with the {split} files: "
+                f"data.splits.{split}=PREFIX (multi30k, hf) or data.files.{split}.src=A data.files.{split}.tgt=B (files)")
+    return data, meta, vocabs

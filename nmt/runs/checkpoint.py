@@ -191,10 +191,10 @@ class Checkpoint:
         model = build_model(settings, src_size, tgt_size, pad_id)
         try:
             model.load_state_dict(self.weights)
-        except RuntimeError as err:
+        except RuntimeError as err:  # torch lists every mismatch; the first one says enough
+            lines = [line.strip() for line in str(err).splitlines()[1:] if line.strip()] or [str(err)]
             raise CheckpointError(f"{where}: its weights do not fit the model its settings describe "
-                                  f"({first_sentence(str(err).replace(chr(10), ' '), 200)}). Fix: use a file written "
-                                  "by nmt, or export it again") from None
+                                  f"({lines[0].rstrip('.')}). Fix: use a file written by nmt, or export it again") from None
         return model.to(device).eval()
 
     def vocab_fingerprint(self) -> str:

@@ -1,4 +1,5 @@
-"""torchrun support: process group set-up, one Hydra run dir for all ranks, rank-0-only writes,
+"""torchrun support: process group set-up, each rank's device and threads, one Hydra run dir for
+all ranks, rank-0-only writes,
 and leaving together: the process group is torn down by every rank at once, after the last rank
 has finished its work (a rank that tears down while another still works can die with SIGABRT
 and make torchrun report a finished run as failed)."""
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from nmt.config.choices import Device
 
 
 @dataclass
@@ -60,3 +63,19 @@ def agree_on_run_dir() -> None:
     sys.argv.append(f"hydra.run.dir={chosen[0]}")
     if not info.is_main:
         sys.argv += ["hydra.output_subdir=null", "hydra/job_logging=disabled", "hydra/hydra_logging=disabled"]
+
+
+def cpu_threads(asked: int, world_size: int) -> int:
+    """train.threads (0: the cores shared among the local processes), at most the cores there are."""
+    cores = os.cpu_count() or 1
+    if asked > cores:
+        print(f"train: note: train.threads={asked} but this machine has {cores} cores; using {cores} "
+              "(more threads than cores slows every step)", file=sys.stderr)
+    return min(asked, cores) if asked else max(1, cores // world_size)
+
+
+def pick_device(device: Device, dist: DistInfo) -> torch.device:
+    """train.device: cpu, cuda (check_config made sure there is one) or auto."""
+    if device == Device.cpu or (device == Device.auto and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    return torch.device("cuda", dist.local_rank)

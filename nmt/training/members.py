@@ -167,9 +167,9 @@ def ensemble_val_scores(cfg, members: list[Path], summaries: list[RunSummary]) -
     train.val_bleu=false."""
     import torch
 
+    from nmt.data.store import load_training_data
     from nmt.inference.translator import Translator
     from nmt.runs.run_folder import recommended_checkpoint
-    from nmt.training.trainer import load_training_data
     from nmt.training.validation import split_bleu
 
     paths = [recommended_checkpoint(m) for m in members]

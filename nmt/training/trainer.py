@@ -5,7 +5,6 @@ early stopping, divergence checks, resumable checkpoints; one CPU, one GPU or DD
 from __future__ import annotations
 
 import math
-import os
 import signal
 import sys
 import time
@@ -15,18 +14,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from nmt.config.choices import Device, Precision, StopMetric
+from nmt.config.choices import Precision, StopMetric
 from nmt.config.schema import plain
 from nmt.data.batching import LengthBatchSampler
 from nmt.data.collate import make_loader
-from nmt.data.store import VOCAB_DIR, PreparedDataError, load_prepared
+from nmt.data.store import VOCAB_DIR, load_training_data
 from nmt.data.subword_sampling import resegmenter_from_config
 from nmt.errors import NmtError
 from nmt.inference.translator import Translator
 from nmt.model import build_model
 from nmt.runs.checkpoint import Checkpoint, TrainingState, vocab_files
 from nmt.runs.run_folder import RunSummary, keep_step_copy, resolve_resume
-from nmt.training.distributed import DistInfo, init_distributed
+from nmt.training.distributed import cpu_threads, init_distributed, pick_device
 from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
 from nmt.training.end_of_run import EndOfRun, recommend
 from nmt.training.metrics_log import MetricsLog
@@ -76,33 +75,6 @@ class LossMeter:
         result = self.loss_sum / max(self.tokens, 1), self.tokens / max(now - self.since, 1e-9)
         self.since, self.tokens, self.loss_sum = now, 0, 0.0
         return result
-
-
-def cpu_threads(asked: int, world_size: int) -> int:
-    """train.threads (0: the cores shared among the local processes), at most the cores there are."""
-    cores = os.cpu_count() or 1
-    if asked > cores:
-        print(f"train: note: train.threads={asked} but this machine has {cores} cores; using {cores} "
-              "(more threads than cores slows every step)", file=sys.stderr)
-    return min(asked, cores) if asked else max(1, cores // world_size)
-
-
-def pick_device(device: Device, dist: DistInfo) -> torch.device:
-    """train.device: cpu, cuda (check_config made sure there is one) or auto."""
-    if device == Device.cpu or (device == Device.auto and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda", dist.local_rank)
-
-
-def load_training_data(prepared_dir: Path):
-    """(DatasetDict, meta, vocabs) of a prepared folder that has the train and valid splits."""
-    data, meta, vocabs = load_prepared(prepared_dir)
-    for split in ("train", "valid"):
-        if split not in data:
-            raise PreparedDataError(
-                f"{prepared_dir}: no `{split}` split. Fix: prepare it with the {split} files: "
-                f"data.splits.{split}=PREFIX (multi30k, hf) or data.files.{split}.src=A data.files.{split}.tgt=B (files)")
-    return data, meta, vocabs
 
 
 class Trainer:

@@ -10,7 +10,7 @@ import time
 import pytest
 from helpers import ENV, assert_one_line_error, cli
 
-from conftest import TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
+from conftest import TINY_DE, TINY_MODEL, make_cfg, write_tiny_corpus
 from nmt.data.prepare import prepare
 from nmt.data.store import PreparedMeta
 
@@ -31,11 +31,7 @@ def test_dev_null_is_still_an_output(tiny_checkpoint, tmp_path):
 
 
 def test_prepare_force_into_a_symlinked_folder_writes_where_it_points(tmp_path):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for split in ("train", "val", "test_2016_flickr"):
-        write_lines(raw / f"{split}.de", TINY_DE)
-        write_lines(raw / f"{split}.en", TINY_EN)
+    raw = write_tiny_corpus(tmp_path / "raw")
     target, link = tmp_path / "disk" / "prepared", tmp_path / "prepared"
     target.parent.mkdir()
     link.symlink_to(target, target_is_directory=True)
@@ -66,11 +62,7 @@ cli()
     assert r.returncode == 0, r.stderr[-2000:]
     for path in (tmp_path / "run" / "checkpoints").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for split in ("train", "val", "test_2016_flickr"):
-        write_lines(raw / f"{split}.de", TINY_DE)
-        write_lines(raw / f"{split}.en", TINY_EN)
+    raw = write_tiny_corpus(tmp_path / "raw")
     old = os.umask(0o022)
     try:
         out = prepare(make_cfg(f"data.root={raw}", f"prepared_dir={tmp_path / 'prep'}", "vocab=word"))

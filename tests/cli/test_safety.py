@@ -11,7 +11,7 @@ import pytest
 import torch
 from helpers import Payload, assert_one_line_error, cli
 
-from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
+from conftest import ROOT, TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines, write_tiny_corpus
 from nmt.cli.train import run as train
 from nmt.cli.translate import run as translate
 from nmt.config.rules import ConfigError, check_config
@@ -115,11 +115,7 @@ def test_translate_split_refuses_a_prepared_folder_with_other_vocabularies(tiny_
 
 
 def test_prepare_never_replaces_what_it_did_not_write(tmp_path):
-    d = tmp_path / "c"
-    d.mkdir()
-    for split in ("train", "val", "test_2016_flickr"):
-        write_lines(d / f"{split}.de", TINY_DE)
-        write_lines(d / f"{split}.en", TINY_EN)
+    d = write_tiny_corpus(tmp_path / "c")
     users_file = tmp_path / "notes.txt"
     users_file.write_text("mine")
     with pytest.raises(OutputError, match="a file is there"):
@@ -151,7 +147,7 @@ def test_outputs_and_choices_are_checked_before_the_work(tiny_checkpoint, tmp_pa
 
 def test_threads_are_capped_at_the_cores_and_translation_shows_progress(tiny_prepared, tiny_checkpoint, tmp_path,
                                                                         capsys):
-    from nmt.training.trainer import cpu_threads
+    from nmt.training.distributed import cpu_threads
 
     assert cpu_threads(1000, 1) == os.cpu_count()
     assert "train.threads=1000 but this machine has" in capsys.readouterr().err

@@ -4,20 +4,8 @@ from collections import Counter
 import pytest
 
 from conftest import make_cfg, write_lines
-from nmt.data.vocab import (
-    EOS_ID,
-    PAD_ID,
-    SOS_ID,
-    SPECIAL_TOKENS,
-    UNK_ID,
-    SpmVocab,
-    TokenVocab,
-    VocabError,
-    build_vocabs,
-    detokenize_words,
-    load_vocabs,
-    tokenize_words,
-)
+from nmt.data.vocab import (EOS_ID, PAD_ID, SOS_ID, SPECIAL_TOKENS, UNK_ID, SpmVocab, TokenVocab, VocabError,
+                            build_vocabs, detokenize_words, load_vocabs, tokenize_words)
 
 SENTS = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee!", "Eine Frau (mit Hut) lacht, laut."]
 

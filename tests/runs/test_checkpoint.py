@@ -8,7 +8,7 @@ import pytest
 import torch
 from helpers import Payload
 
-from conftest import TINY_DE, TINY_EN, TINY_MODEL, make_cfg, write_lines
+from conftest import TINY_MODEL, make_cfg, write_tiny_corpus
 from nmt import Translator
 from nmt.cli.train import run as train
 from nmt.runs.checkpoint import CHECKPOINT_VERSION, Checkpoint, CheckpointError
@@ -102,9 +102,7 @@ def test_preparing_the_same_data_twice_gives_the_same_vocabulary_fingerprint(tmp
     from nmt.data.prepare import prepare
     from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
 
-    for split in ("train", "val", "test_2016_flickr"):
-        write_lines(tmp_path / f"{split}.de", TINY_DE * 3)
-        write_lines(tmp_path / f"{split}.en", TINY_EN * 3)
+    write_tiny_corpus(tmp_path, copies=3)
     prints = {}
     for name, size in (("a", 40), ("b", 40), ("c", 45)):
         prepare(make_cfg(f"data.root={tmp_path}", f"prepared_dir={tmp_path / name}", f"vocab.vocab_size={size}"))
