@@ -1,3 +1,6 @@
-"""`python -m nmt` lists the entry points."""
-print(__doc__ or "", "Entry points (each also a console script nmt-NAME): python -m nmt.prepare | nmt.train | "
-      "nmt.translate | nmt.evaluate | nmt.serve | nmt.average", sep="\n")
+"""`python -m nmt` lists the programs (each is `python -m nmt.NAME` and the console script `nmt-NAME`)."""
+PROGRAMS = ("prepare", "train", "translate", "evaluate", "serve", "average", "export", "diagnose")
+
+print("nmt: raw parallel text to a scored translation model. The programs (python -m nmt.NAME, or nmt-NAME):",
+      *(f"  {name}" for name in PROGRAMS), "Each takes Hydra overrides; --cfg job prints the configuration; "
+      "docs/config.md lists every key.", sep="\n")

@@ -59,3 +59,15 @@ def test_every_module_says_its_concern_and_no_program_imports_another():
         if path.parent.name == "cli":
             imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
             assert not {f"nmt.cli.{p}" for p in programs - {path.stem}} & imported, path
+
+
+def test_every_program_has_its_module_its_shim_its_console_script_and_is_listed():
+    import tomllib
+
+    programs = {p.stem for p in (ROOT / "nmt" / "cli").glob("*.py")} - {"__init__", "wrapper"}
+    listed = next(ast.literal_eval(n.value) for n in ast.parse((ROOT / "nmt" / "__main__.py").read_text()).body
+                  if isinstance(n, ast.Assign) and n.targets[0].id == "PROGRAMS")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert set(listed) == programs
+    assert {name.removeprefix("nmt-") for name in scripts} == programs
+    assert all((ROOT / "nmt" / f"{p}.py").is_file() for p in programs)
