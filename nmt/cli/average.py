@@ -1,4 +1,4 @@
-"""Entry point: average the weights of several checkpoints of one run (nmt.averaging).
+"""`nmt.average`: average the weights of several checkpoints of one run (nmt.runs.average).
 
     python -m nmt.average average.inputs=[RUN/checkpoints/step_00004000.pt,...] average.output=avg.pt
     python -m nmt.average average.last_n=5 average.run=RUN average.output=RUN/checkpoints/avg5.pt

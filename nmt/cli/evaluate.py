@@ -1,4 +1,4 @@
-"""Entry point: score a hypothesis file against reference files with sacreBLEU (nmt.scoring).
+"""`nmt.evaluate`: score a hypothesis file against reference files with sacreBLEU (nmt.analysis.scoring).
 
     python -m nmt.evaluate evaluate.hyp=FILE evaluate.ref=FILE [scoring.metrics=[bleu,chrf,ter]]
         [scoring.tokenize=13a] [scoring.lowercase=true]

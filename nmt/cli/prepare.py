@@ -1,4 +1,4 @@
-"""Entry point: raw parallel text -> cleaned -> vocab -> ids -> Arrow dataset under data/
+"""`nmt.prepare`: raw parallel text -> cleaned -> vocab -> ids -> Arrow dataset under data/
 (the pipeline: nmt.preparation).
 
     python -m nmt.prepare data=multi30k data.root=DIR vocab=spm prepared_dir=OUT [prepare.force=true]

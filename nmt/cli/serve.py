@@ -1,4 +1,4 @@
-"""Entry point: the HTTP translation server with dynamic batching (nmt.inference.server.app).
+"""`nmt.serve`: the HTTP translation server with dynamic batching (nmt.inference.server.app).
 
     python -m nmt.serve ckpt=RUN/checkpoints/best.pt [serve.host=127.0.0.1 serve.port=8000]
         [decode=beam decode.beam_size=5 decode.quantize=int8] [serve.max_wait_ms=2 serve.max_batch_sentences=64]

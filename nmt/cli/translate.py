@@ -1,4 +1,4 @@
-"""Entry point: translate a prepared split, a text file or standard input with a checkpoint
+"""`nmt.translate`: translate a prepared split, a text file or standard input with a checkpoint
 (nmt.inference.translate_job).
 
     python -m nmt.translate ckpt=RUN/checkpoints/best.pt translate.split=test decode=beam

@@ -1,5 +1,5 @@
 """Validation during training: per-token loss and perplexity under teacher forcing, and greedy
-BLEU (sacreBLEU through nmt.scoring) of the model's own translations."""
+BLEU (sacreBLEU through nmt.analysis.scoring) of the model's own translations."""
 from __future__ import annotations
 
 import math

@@ -1,7 +1,7 @@
 """Dynamic batching for the server: requests that arrive while the model is busy, and under
 concurrent traffic those within `max_wait_ms` of the first one, are decoded together in one
 batched search on one worker thread (up to `max_batch_sentences` sentences within the token
-budget of `max_batch_tokens` padded source tokens: nmt.batching's rule); each request gets
+budget of `max_batch_tokens` padded source tokens: nmt.data.batching's rule); each request gets
 exactly its own sentences back, in order, and long requests are decoded in slices so that
 short ones are not held behind them. The sentences waiting are bounded (`QueueFull` past the
 bound), and a request whose client has gone is dropped: not decoded if it still waits, its
