@@ -7,14 +7,14 @@ DEMO_MINUTES ?= 10
 DEMO_DIR ?= outputs/demo
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-browser docs bench bench-scale
+.PHONY: setup demo test test-browser test-libretranslate docs bench bench-scale
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build on this machine's disk, not a multi-GB CUDA build
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,interop]'
 	touch $@
 
 # prepare Multi30k de->en, train a GRU with attention for DEMO_MINUTES, translate test_2016_flickr
@@ -36,6 +36,16 @@ test-browser: setup
 	command -v chromium >/dev/null || { apt-get update && apt-get install -y --no-install-recommends chromium; }
 	$(BIN)/pip install --quiet -e '.[dev,browser]'
 	$(BIN)/python -m pytest -m browser tests/inference/server/test_browser.py -s
+
+# the real LibreTranslate server serving an exported nmt model (tests/interop/test_libretranslate.py).
+# LibreTranslate gets its own environment: it pins numpy<2, flask and its own Argos fork (about 1 GB);
+# spaCy splits sentences offline with the rules the package ships (rich<13: flask-limiter's pin)
+LT_VENV := .venv-libretranslate
+test-libretranslate: setup
+	test -x $(LT_VENV)/bin/libretranslate || { $(PYTHON) -m venv $(LT_VENV) && \
+		$(LT_VENV)/bin/pip install --quiet torch==2.13.0 && $(LT_VENV)/bin/pip install --quiet 'libretranslate>=1.6,<2' && \
+		$(LT_VENV)/bin/pip install --quiet 'spacy>=3.7,<4' 'rich>=12,<13'; }
+	NMT_LIBRETRANSLATE=$(LT_VENV)/bin/libretranslate $(BIN)/python -m pytest -m libretranslate tests/interop/test_libretranslate.py -s
 
 # the docs made from the code: docs/config.md (the schema) and the import graph in docs/architecture.md;
 # a test fails when they differ from what this writes

@@ -111,3 +111,21 @@ def tiny_transformer_checkpoint(tiny_prepared, tmp_path_factory) -> Path:
 def family_checkpoint(request) -> Path:
     """The tiny checkpoint of each model family in turn (GRU with attention, Transformer)."""
     return request.getfixturevalue("tiny_checkpoint" if request.param == "rnn" else "tiny_transformer_checkpoint")
+
+
+# emb 64, 2 + 1 layers: 200 steps give sentence-like output (not the corpus' toy words), and
+# ties between two next pieces, where fp32 rounding could pick either, stay rare
+SMALL_TRANSFORMER = ["model=transformer", "model.emb_dim=64", "model.heads=4", "model.ff_dim=128",
+                     "model.enc_layers=2", "model.dec_layers=1"]
+
+
+@pytest.fixture(scope="session")
+def m30k_transformer(prepared_spm, tmp_path_factory) -> Path:
+    """A run folder: 200 steps on Multi30k de->en; its recommended checkpoint is best.pt."""
+    from nmt.cli.train import run
+
+    run_dir = tmp_path_factory.mktemp("m30k_transformer")
+    run(make_cfg(f"prepared_dir={prepared_spm}", *TINY_MODEL, *SMALL_TRANSFORMER, "train.batching.batch_size=64",
+                 "train.max_steps=200", "train.warmup_steps=30", "train.lr=0.002", "train.schedule=constant", "train.val_max_sentences=100",
+                 "train.average_last=0", "train.length_penalties=[]"), run_dir)
+    return run_dir

@@ -1,8 +1,11 @@
-"""`nmt.export`: a checkpoint as a shareable model folder (the format: nmt.runs.model_folder),
-with its test scores in the model card.
+"""`nmt.export`: a checkpoint as a shareable model folder (the format: nmt.runs.model_folder), a
+CTranslate2 model directory or an Argos Translate package (nmt.interop), with its test scores in
+the model card.
 
     python -m nmt.export ckpt=RUN/checkpoints/best.pt export.output=models/de-en
     python -m nmt.export ckpt=RUN export.output=models/de-en      # the checkpoint the run recommends
+    python -m nmt.export ckpt=RUN export.format=ctranslate2 export.output=models/de-en-ct2
+    python -m nmt.export ckpt=RUN export.format=argos export.output=models/de_en.argosmodel
 """
 from __future__ import annotations
 
@@ -19,14 +22,13 @@ def run(cfg, run_dir: Path) -> Path:
 
 
 def export(cfg) -> Path:
-    """The checkpoint `cfg.ckpt` as a model folder at `cfg.export.output`, with test scores on
-    `cfg.export.split` of the prepared data when `cfg.export.score`."""
+    """The checkpoint `cfg.ckpt` in `cfg.export.format` at `cfg.export.output`: nmt's model folder,
+    a CTranslate2 model directory or an Argos Translate package; with test scores on
+    `cfg.export.split` of the prepared data in its card when `cfg.export.score`."""
     from nmt.analysis.scoring import bleu_signature
     from nmt.config.rules import ckpt_list
-    from nmt.files import check_output_dir, output_lock
-    from nmt.runs.checkpoint import Checkpoint
-    from nmt.runs.model_folder import (CARD, CONFIG, VOCAB, WEIGHTS, folder_config, is_model_folder, model_card,
-                                       training_command, write_folder)
+    from nmt.files import output_lock
+    from nmt.runs.model_folder import folder_config, model_card, read_model, training_command
     from nmt.runs.run_folder import run_checkpoints
 
     paths = ckpt_list(cfg.ckpt)
@@ -36,21 +38,88 @@ def export(cfg) -> Path:
         raise ConfigError(f"ckpt={paths}: export writes one model. Fix: export each member, or average the "
                           "checkpoints of one run first (python -m nmt.average) and export that")
     if not cfg.export.output:
-        raise ConfigError("no output folder given. Fix: export.output=DIR")
-    output = check_output_dir(Path(cfg.export.output), "export.output", is_model_folder)  # an earlier export is replaced
+        raise ConfigError("no output given. Fix: export.output=DIR (export.format=argos: FILE.argosmodel)")
+    fmt = str(cfg.export.format)
+    output = checked_output(Path(cfg.export.output), fmt)
     sources = run_checkpoints(Path(paths[0]))  # ckpt=RUN_DIR: the checkpoint the run recommends
     if len(sources) > 1:
         raise ConfigError(f"ckpt={paths[0]}: a run of {len(sources)} members (train.members), and export writes "
                           f"one model. Fix: export a member, ckpt={Path(paths[0]) / 'member_0'}")
     source = sources[0]
-    ckpt = Checkpoint.load(source)
+    ckpt = read_model(source)
+    check_format(ckpt, fmt)  # before the minutes that scoring takes
     scores = test_scores(cfg) if cfg.export.score else None
     config = folder_config(ckpt, source.name, scores, bleu_signature())
     command = " ".join(["python -m nmt.export", *map(shlex.quote, sys.argv[1:])])
+    card = model_card(config, command, training_command(source), card_usage(ckpt, fmt))
     with output_lock(output):
-        write_folder(ckpt, config, model_card(config, command, training_command(source)), output)
-    print(f"export: wrote {output} ({WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD})", file=sys.stderr)
+        written = write_format(ckpt, fmt, config, card, output, cfg.export)
+    print(f"export: wrote {output} ({written})", file=sys.stderr)
     return output
+
+
+def checked_output(output: Path, fmt: str) -> Path:
+    """The output path, refused before any work when it cannot be (re)written as `fmt`."""
+    from nmt.files import check_output_dir, check_output_file
+    from nmt.interop.ctranslate2_model import is_ctranslate2_dir
+    from nmt.runs.model_folder import is_model_folder
+
+    if fmt == "argos":
+        if output.suffix != ".argosmodel":
+            raise ConfigError(f"export.output={output}: an Argos package is a .argosmodel file (argospm and "
+                              f"LibreTranslate look for the suffix). Fix: export.output={output.with_suffix('.argosmodel')}")
+        return check_output_file(output, "export.output")
+    return check_output_dir(output, "export.output", is_ctranslate2_dir if fmt == "ctranslate2" else is_model_folder)
+
+
+def card_usage(ckpt, fmt: str) -> list[str] | None:
+    """The card's "Use" section: nmt's API (None), CTranslate2's, or none (the Argos package's README
+    says how to install it)."""
+    if fmt == "ctranslate2":
+        from nmt.interop.ctranslate2_model import usage
+
+        return usage(ckpt)
+    return [] if fmt == "argos" else None
+
+
+def check_format(ckpt, fmt: str) -> None:
+    """Refuse a model the format cannot hold (an RNN for CTranslate2, a word vocabulary for Argos)."""
+    if fmt == "ctranslate2":
+        from nmt.interop.ctranslate2_model import check_exportable, require_ctranslate2
+
+        check_exportable(ckpt)
+        require_ctranslate2()
+    elif fmt == "argos":
+        from nmt.interop.argos_package import check_packageable
+        from nmt.interop.ctranslate2_model import require_ctranslate2
+
+        check_packageable(ckpt)
+        require_ctranslate2()
+
+
+def write_format(ckpt, fmt: str, config: dict, card: str, output: Path, options) -> str:
+    """Write `output` (a scratch path beside it, then a rename) and say what it holds."""
+    from nmt.files import atomic_dir
+
+    quantization = None if str(options.quantization) == "none" else str(options.quantization)
+    if fmt == "ctranslate2":
+        from nmt.interop.ctranslate2_model import write_ctranslate2
+
+        with atomic_dir(output) as tmp:
+            write_ctranslate2(ckpt, tmp, quantization, options.max_positions)
+            for name, blob in ckpt.vocab_files.items():  # the tokenizers (SentencePiece models), as the card says
+                (tmp / name).write_bytes(blob)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+        return "a CTranslate2 model: model.bin, config.json, vocabularies, nmt's tokenizer files, README.md"
+    if fmt == "argos":
+        from nmt.interop.argos_package import write_argos_package
+
+        write_argos_package(ckpt, output, options.package_version, card, options.max_positions, quantization)
+        return "an Argos Translate package; install it with argospm install-from-path, run with ARGOS_CHUNK_TYPE=SPACY"
+    from nmt.runs.model_folder import CARD, CONFIG, VOCAB, WEIGHTS, write_folder
+
+    write_folder(ckpt, config, card, output)
+    return f"{WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD}"
 
 
 def test_scores(cfg) -> list[dict] | None:

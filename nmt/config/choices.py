@@ -115,3 +115,16 @@ class LogLevel(StrEnum):
     info = "info"
     debug = "debug"
     trace = "trace"
+
+
+class ExportFormat(StrEnum):
+    folder = "folder"  # nmt's model folder (safetensors + vocabularies + card): Translator.from_pretrained
+    ctranslate2 = "ctranslate2"  # a CTranslate2 model directory (Transformer only)
+    argos = "argos"  # an Argos Translate package (.argosmodel), which LibreTranslate installs too
+
+
+class Ct2Quantization(StrEnum):
+    none = "none"  # float32 weights; CTranslate2 can still quantize when it loads them (compute_type)
+    int8 = "int8"
+    int16 = "int16"
+    float16 = "float16"

@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from nmt.config.choices import (Arch, AttentionKind, BatchKind, Cell, DataKind, Device, LogLevel, Metric, Normalization,
-                                OptimizerKind, Oversized, Precision, Quantize, Schedule, SearchKind, SpmModelType,
+from nmt.config.choices import (Arch, AttentionKind, BatchKind, Cell, Ct2Quantization, DataKind, Device, ExportFormat,
+                                LogLevel, Metric, Normalization, OptimizerKind, Oversized, Precision, Quantize, Schedule, SearchKind, SpmModelType,
                                 StopMetric, VocabKind)
 
 # conf/ beside the package: an absolute path, so `python -m nmt.X` and the nmt-X console scripts
@@ -342,11 +342,20 @@ class AverageConfig:
 
 @dataclass
 class ExportConfig:
-    """nmt.export: a shareable model folder."""
+    """nmt.export: a shareable model folder, a CTranslate2 model or an Argos Translate package."""
 
-    output: str = setting("", doc="the model folder to write (replaces an earlier export there)")
+    format: ExportFormat = setting(ExportFormat.folder, doc="folder: nmt's model folder; ctranslate2: a CTranslate2 "
+                                   "model directory; argos: an .argosmodel package (Argos Translate, LibreTranslate); "
+                                   "the last two need model=transformer and the interop extra")
+    output: str = setting("", doc="the folder (folder, ctranslate2) or .argosmodel file (argos) to write; replaces "
+                          "an earlier export there")
     score: bool = setting(True, doc="translate `split` of the prepared data and put BLEU/chrF in the model card")
     split: str = setting("test", doc="the prepared split scored for the model card")
+    quantization: Ct2Quantization = setting(Ct2Quantization.none, doc="ctranslate2/argos: the weights' stored type "
+                                            "(CTranslate2 converts again at load time with compute_type)")
+    max_positions: int = setting(1024, at_least(2), "ctranslate2/argos: the longest source and output in pieces "
+                                 "(rows of the exported position table)")
+    package_version: str = setting("1.0", doc="argos: the package_version in metadata.json")
 
 
 @dataclass

@@ -212,8 +212,14 @@ class FolderConfig(BaseModel):
     decode_defaults: Optional[Dict[str, Any]] = None
 
 
-def model_card(config: dict, command: str, train_command: str | None) -> str:
-    """README.md of the folder: what the model is, how it was made, how well it does."""
+NMT_USE = ["```python", "from nmt import Translator", "", "tr = Translator.from_pretrained(\"THIS_FOLDER\")",
+           "print(tr.translate([\"...\"]))", "```", "",
+           "or `python -m nmt.translate ckpt=THIS_FOLDER translate.input=FILE`, `python -m nmt.serve ckpt=THIS_FOLDER`."]
+
+
+def model_card(config: dict, command: str, train_command: str | None, use: list[str] | None = None) -> str:
+    """README.md of the folder: what the model is, how well it does, how to use it (`use`: the
+    lines of that section, default nmt's own API; [] leaves it out), how it was made."""
     langs = config.get("languages") or {}
     pair = f"{langs.get('src', '?')} -> {langs.get('tgt', '?')}"
     m, v, t = config["model"], config["vocab"], config["training"]
@@ -238,10 +244,10 @@ def model_card(config: dict, command: str, train_command: str | None) -> str:
     if config.get("test"):
         lines += ["## Test scores", "", f"Split `{config['test'][0]['split']}`, {config['test'][0]['search']}:", ""]
         lines += [f"- `{s['line']}`" for s in config["test"]] + [""]
-    lines += ["## Use", "", "```python", "from nmt import Translator", "",
-              "tr = Translator.from_pretrained(\"THIS_FOLDER\")", "print(tr.translate([\"...\"]))", "```", "",
-              "or `python -m nmt.translate ckpt=THIS_FOLDER translate.input=FILE`, "
-              "`python -m nmt.serve ckpt=THIS_FOLDER`.", "", "## How it was made", ""]
+    use = NMT_USE if use is None else use
+    if use:
+        lines += ["## Use", "", *use, ""]
+    lines += ["## How it was made", ""]
     if train_command:
         lines += [f"    {train_command}"]
     lines += [f"    {command}", ""]
