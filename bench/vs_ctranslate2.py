@@ -2,7 +2,7 @@
 export.format=ctranslate2): do they agree, and how far is nmt from CTranslate2's speed?
 
     python bench/vs_ctranslate2.py --ckpt RUN [--rounds 2] [--batch1-sentences 200] [--profile]
-                                   [--skip-agreement] [--skip-speed]
+                                   [--skip-agreement] [--skip-speed] [--threads 1 2]
 
 1. Agreement on test_2016_flickr (fp32, one thread, nmt's per-sentence length limit): identical
    greedy outputs, BLEU of both with greedy and beam 5, at length penalty 0 (the same penalty in
@@ -86,9 +86,9 @@ def agreement(tr: Translator, ct2: Ct2Decoder, ct2_int8: Ct2Decoder, sources, re
 PAUSE = 1.0
 
 
-def speed(engines: dict, sources, batch1: int, rounds: int) -> dict:
-    """engines: name -> (decode(sources, beam, batch_size), torch threads setter). Interleaved."""
-    settings = [(beam, bs, th) for beam in (1, 5) for bs in (1, 32) for th in (1, 2)]
+def speed(engines: dict, sources, batch1: int, rounds: int, threads=(1, 2)) -> dict:
+    """engines: name -> decode(sources, beam, batch_size, threads). Rounds interleave them."""
+    settings = [(beam, bs, th) for beam in (1, 5) for bs in (1, 32) for th in threads]
     times: dict[tuple, list[float]] = {}
     for _ in range(rounds):
         for beam, bs, th in settings:
@@ -130,6 +130,7 @@ def main() -> None:
     ap.add_argument("--batch1-sentences", type=int, default=200)
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-agreement", action="store_true")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="the thread counts timed")
     ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -144,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_ctranslate2(ckpt, Path(tmp))
         ct2 = {(ct, th): Ct2Decoder(Path(tmp), tr.src_vocab, tr.tgt_vocab, ct, th)
-               for ct in ("float32", "int8") for th in (1, 2)}
+               for ct in ("float32", "int8") for th in sorted({1, *args.threads})}
     out = {"ckpt": str(source), "sentences": len(sources), "length_penalty": alpha,
            "model": {k: ckpt.model_config[k] for k in ("emb_dim", "heads", "ff_dim", "enc_layers", "dec_layers")},
            "cpu_threads_available": torch.get_num_threads()}
@@ -164,7 +165,7 @@ def main() -> None:
                    "ct2_int8": ct2_engine("int8")}
         for e in engines.values():  # warm-up
             e(sources[:32], 5, 32, 1)
-        out["speed_sentences_per_s"] = speed(engines, sources, args.batch1_sentences, args.rounds)
+        out["speed_sentences_per_s"] = speed(engines, sources, args.batch1_sentences, args.rounds, args.threads)
         for key, row in out["speed_sentences_per_s"].items():
             print(f"{key:24s} " + "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
     if args.profile:

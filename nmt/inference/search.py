@@ -35,7 +35,7 @@ def greedy_search(model, src: torch.Tensor, src_lengths: torch.Tensor, max_len_a
     scores = torch.zeros(B, device=device)
     tokens, attns = [], []
     for t in range(int(limits.max())):
-        logits, state, weights = model.predict_next(inp, state, memory)
+        logits, state, weights = model.predict_next(inp, state, memory, need_weights=return_attention)
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
         best_lp, tok = logp.max(-1)
         tok = tok.masked_fill(finished, PAD_ID)
@@ -92,7 +92,7 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
     t = 0
     while active:
         n = len(active)
-        logits, state, weights = model.predict_next(inp, state, memory)
+        logits, state, weights = model.predict_next(inp, state, memory, need_weights=return_attention)
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (n*K, V)
         V = logp.size(-1)
         if no_repeat_ngram > 0:

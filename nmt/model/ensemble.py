@@ -40,12 +40,12 @@ class Ensemble(nn.Module):
         memories, states = zip(*(m.encode(src, src_lengths) for m in self.members))
         return EnsembleMemory(list(memories), [len(s) for s in states]), tuple(t for s in states for t in s)
 
-    def predict_next(self, tgt_in: torch.Tensor, state: State, memory: EnsembleMemory):
+    def predict_next(self, tgt_in: torch.Tensor, state: State, memory: EnsembleMemory, need_weights: bool = True):
         """tgt_in (B, T) -> (averaged log-probabilities (B, T, V) in float32, the new flat state,
         the members' attention averaged (B, T, S), or None if a member has none)."""
         logps, new_state, weights, start = [], [], [], 0
         for model, mem, n in zip(self.members, memory.members, memory.state_sizes):
-            logits, member_state, w = model.predict_next(tgt_in, state[start:start + n], mem)
+            logits, member_state, w = model.predict_next(tgt_in, state[start:start + n], mem, need_weights)
             start += n
             logps.append(torch.log_softmax(logits.float(), dim=-1))
             new_state.extend(member_state)

@@ -49,10 +49,12 @@ class Searchable(Protocol):
         """src (B, S) long, src_lengths (B,) -> memory, the decoder's initial state."""
         ...
 
-    def predict_next(self, tgt_in: torch.Tensor, state: State,
-                     memory: SearchMemory) -> tuple[torch.Tensor, State, torch.Tensor | None]:
+    def predict_next(self, tgt_in: torch.Tensor, state: State, memory: SearchMemory,
+                     need_weights: bool = True) -> tuple[torch.Tensor, State, torch.Tensor | None]:
         """tgt_in (B, T) from `state` -> logits or log-probabilities (B, T, V) of the token after
-        each position, the new state, attention (B, T, S) or None. T = 1: one search step."""
+        each position, the new state, attention (B, T, S) or None. T = 1: one search step.
+        need_weights=False: the caller does not want the attention, and a model that computes it
+        only to report it (the Transformer) may skip it and return None."""
         ...
 
     def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, tgt_in: torch.Tensor,

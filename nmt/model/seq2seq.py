@@ -54,9 +54,10 @@ class Seq2Seq(nn.Module):
         keys = attention.prepare_keys(out) if attention is not None else None
         return Memory(out, keys, mask), self.decoder.init_state(self.bridge(final, self.encoder.num_directions))
 
-    def predict_next(self, tgt_in: torch.Tensor, state: State, memory: Memory):
+    def predict_next(self, tgt_in: torch.Tensor, state: State, memory: Memory, need_weights: bool = True):
         """Run the decoder over tgt_in (B, T) from `state`: logits (B, T, V) of the token after
-        each position, the new state, attention (B, T, S) or None. T = 1: one search step."""
+        each position, the new state, attention (B, T, S) or None. T = 1: one search step. The
+        attention is the decoder's context: computed whatever `need_weights` says."""
         return self.decoder(tgt_in, state, memory)
 
     def forward(self, src, src_lengths, tgt_in, teacher_forcing: float = 1.0) -> torch.Tensor:

@@ -4,6 +4,7 @@ so they win). Programs run in this process where a process adds nothing (tests/c
 runs them as processes); the members run, the server, curl and the Python snippet run as
 processes. `make demo` and `make test` are what CI and the demo run themselves."""
 import gzip
+import importlib.util
 import json
 import re
 import shlex
@@ -29,6 +30,7 @@ SHRINK = {  # program -> overrides appended to the README's command
 }
 
 
+INTEROP = importlib.util.find_spec("ctranslate2") is not None and importlib.util.find_spec("spacy") is not None
 # commands whose model needs SentencePiece vocabularies (the rest run on words, faster)
 SENTENCEPIECE = {"model=transformer", "export.format=argos"}
 
@@ -95,6 +97,8 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
                 assert r.returncode == 0 and len(json.loads(r.stdout)["translations"]) == 1, r.stdout + r.stderr
                 continue
             program = words[2].removeprefix("nmt.")
+            if "export.format=argos" in words and not INTEROP:
+                continue  # the interop extra is not installed (make setup installs it)
             args = [*words[3:], *SHRINK[program]]
             if SENTENCEPIECE.intersection(words):  # an Argos package tokenizes with SentencePiece
                 args = [a for a in args if a != "vocab=word"]
@@ -119,7 +123,7 @@ def test_every_readme_command_runs_as_written(tmp_path, monkeypatch):
         if server is not None:
             assert stop(server) == 0
     assert (work / "models" / "de-en" / "config.json").is_file() and (work / "outputs" / "test.en").is_file()
-    if any("export.format=argos" in c for c in commands):
+    if INTEROP and any("export.format=argos" in c for c in commands):
         import zipfile
 
         assert zipfile.is_zipfile(work / "models" / "de_en.argosmodel")

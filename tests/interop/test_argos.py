@@ -104,3 +104,22 @@ def test_the_argos_output_must_be_an_argosmodel_file(m30k_transformer, tmp_path)
     rc, _, err = cli("export", f"ckpt={m30k_transformer}", "export.format=argos", f"export.output={tmp_path / 'pkg'}",
                      "export.score=false", f"hydra.run.dir={tmp_path / 'h'}")
     assert_one_line_error(rc, err, ".argosmodel", f"export.output={tmp_path / 'pkg.argosmodel'}")
+
+
+def test_a_failed_export_leaves_the_earlier_package_and_no_scratch(m30k_transformer, tmp_path, monkeypatch):
+    from conftest import make_cfg
+    from nmt.cli.export import export
+    from nmt.interop import argos_package
+
+    out = tmp_path / "de_en.argosmodel"
+    out.write_bytes(b"the earlier package")
+
+    def broken(code, folder):
+        (folder / "half").mkdir(parents=True)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(argos_package, "write_blank_spacy", broken)
+    with pytest.raises(OSError):
+        export(make_cfg(f"ckpt={m30k_transformer}", "export.format=argos", f"export.output={out}", "export.score=false"))
+    assert out.read_bytes() == b"the earlier package"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["de_en.argosmodel"]

@@ -113,3 +113,24 @@ def test_the_cards_python_snippet_translates_with_ctranslate2_alone(exported):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip(), r.stderr[-2000:]
     assert "spm.src.model" in code and (exported / "spm.src.model").is_file()
+
+
+def test_a_failed_export_leaves_the_earlier_directory_and_no_scratch(m30k_transformer, tmp_path, monkeypatch):
+    from nmt.cli.export import export
+    from nmt.interop import ctranslate2_model
+
+    out = tmp_path / "de-en"
+    export(make_cfg(f"ckpt={m30k_transformer}", "export.format=ctranslate2", f"export.output={out}",
+                    "export.score=false"))
+    before = (out / "model.bin").read_bytes()
+
+    def broken(ckpt, directory, *args):
+        (directory / "model.bin").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ctranslate2_model, "write_ctranslate2", broken)
+    with pytest.raises(OSError):
+        export(make_cfg(f"ckpt={m30k_transformer}", "export.format=ctranslate2", f"export.output={out}",
+                        "export.score=false"))
+    assert (out / "model.bin").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == ["de-en"]
