@@ -23,7 +23,8 @@ EN = ["a dog runs", "two cats sleep", "the man eats bread", "the woman reads a b
       "a child plays ball", "three birds sing", "the dog sleeps", "the cat runs"]
 TRAIN = ["model.emb_dim=32", "model.hidden_dim=32", "model.heads=2", "model.ff_dim=64", "train.batching.batch_size=4",
          "train.threads=1", "train.max_steps=40", "train.checkpoint_every=20", "train.val_bleu=false",
-         "train.early_stopping_metric=loss", "train.tensorboard=false", "train.length_penalties=[]"]
+         "train.early_stopping_metric=loss", "train.tensorboard=false", "train.length_penalties=[]",
+         "train.precision=fp32"]  # fp32 on every CPU (the default, auto, is bf16 where the CPU has it)
 
 
 def program(*args: str) -> None:

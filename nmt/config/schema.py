@@ -185,7 +185,8 @@ class TrainConfig:
 
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     subword_sampling: SubwordSamplingConfig = field(default_factory=SubwordSamplingConfig)
-    max_epochs: int = setting(30, at_least(1), "stop after this many epochs")
+    max_epochs: Optional[int] = setting(None, at_least(1), "stop after this many epochs; null: 30 without a time "
+                                        "budget, no epoch limit within one (train.max_minutes ends it)")
     max_steps: int = setting(0, at_least(0), "stop after this many optimizer steps; 0 = no limit")
     max_minutes: float = setting(0.0, at_least(0), "time budget (the cosine schedule decays over it); 0 = no limit")
     optimizer: OptimizerKind = setting(OptimizerKind.adam, doc="adam or adamw")
@@ -232,8 +233,10 @@ class TrainConfig:
                                            "its own process with threads/members threads, as one ensemble "
                                            "(RUN_DIR/member_K; ckpt=RUN_DIR translates with all)")
     device: Device = setting(Device.auto, doc="auto: CUDA when there is one, else the CPU")
-    precision: Precision = setting(Precision.fp32, doc="fp32 | bf16 | fp16 (CUDA, with a grad scaler) | auto (bf16 "
-                                                       "where the device computes it natively)")
+    precision: Precision = setting(Precision.auto, doc="auto: bf16 where the device computes it natively (CUDA's "
+                                                       "is_bf16_supported; a CPU with AVX-512 BF16 or AMX), fp32 "
+                                                       "elsewhere, and the run says which | fp32 | bf16 | fp16 (CUDA, "
+                                                       "with a grad scaler)")
     deterministic: bool = setting(False, doc="torch's deterministic algorithms only (slower on CUDA)")
     tensorboard: bool = setting(True, doc="also write TensorBoard event files (when tensorboard is installed)")
 

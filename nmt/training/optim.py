@@ -73,6 +73,18 @@ def is_plateau(scheduler) -> bool:
     return isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
 
 
+DEFAULT_MAX_EPOCHS = 30  # the epoch limit of a run without a time budget, when train.max_epochs is unset
+
+
+def epoch_limit(tcfg) -> int | None:
+    """`train.max_epochs`, or when it is unset: 30 without a time budget, none within one. A
+    time-budgeted run ends on its clock, `max_steps` or early stopping, never on a default epoch
+    count (one did at 26 of 30 minutes)."""
+    if tcfg.max_epochs is not None:
+        return int(tcfg.max_epochs)
+    return None if tcfg.max_minutes else DEFAULT_MAX_EPOCHS
+
+
 def budget_fraction(step: int, train_seconds: float, total_steps: int, max_minutes: float) -> float:
     """How far training is through its budget, 0..1: the furthest of steps (of `total_steps`)
     and time (of `max_minutes`; 0 = no time budget)."""

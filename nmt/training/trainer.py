@@ -29,7 +29,7 @@ from nmt.training.distributed import cpu_threads, init_distributed, pick_device
 from nmt.training.divergence import DivergedError, divergence_message, loss_problem, weight_problem
 from nmt.training.end_of_run import EndOfRun, recommend
 from nmt.training.metrics_log import MetricsLog
-from nmt.training.optim import (autocast_context, budget_fraction, is_plateau, make_optimizer, make_scheduler,
+from nmt.training.optim import (autocast_context, budget_fraction, epoch_limit, is_plateau, make_optimizer, make_scheduler,
                                 resolve_precision, teacher_forcing_ratio)
 from nmt.training.rng import rng_states_for_rank, rng_states_of_all_ranks, set_rng_states
 from nmt.training.validation import validate
@@ -109,7 +109,8 @@ class Trainer:
                                                  self.meta.preprocess["max_len"], self.tcfg.seed)
         self.sampler = LengthBatchSampler.from_config(self.data["train"], self.tcfg.batching, self.dist.rank,
                                                       self.dist.world_size, resegment=self.resegment)
-        self.total_steps = self.tcfg.max_steps or self.tcfg.max_epochs * len(self.sampler.epoch_batches(0))
+        self.max_epochs = epoch_limit(self.tcfg)  # None: the time budget ends the run
+        self.total_steps = self.tcfg.max_steps or (self.max_epochs or 0) * len(self.sampler.epoch_batches(0))
         self.scheduler = make_scheduler(self.optimizer, self.tcfg, self.schedule_position)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == Precision.fp16)
         self.loader = make_loader(self.data["train"], self.sampler, self.tgt_vocab.pad_id,
@@ -155,14 +156,14 @@ class Trainer:
                  f"{self.device}; {self.dist.world_size} process(es); run dir {self.run_dir}")
         self.started = time.time() - self.progress.train_seconds
         stop = None
-        while self.progress.epoch < self.tcfg.max_epochs and stop is None:
+        while (self.max_epochs is None or self.progress.epoch < self.max_epochs) and stop is None:
             stop = self.train_epoch()
         if self.signal_received:
             self.save("last.pt")
             raise Interrupted(f"stopped by {self.signal_received} at step {self.progress.step}; "
                               f"{self.ckpt_dir / 'last.pt'} holds it. Fix: resume with the same command and "
                               f"train.resume=auto hydra.run.dir={self.run_dir}")
-        return self.finish(stop or f"train.max_epochs={self.tcfg.max_epochs} reached")
+        return self.finish(stop or f"train.max_epochs={self.max_epochs} reached")
 
     def catch_sigterm(self):
         """While training: SIGTERM (a cluster scheduler's warning before preemption) finishes the

@@ -96,16 +96,17 @@ def test_2_non_finite_weights_are_never_saved_nor_loaded(tiny_checkpoint, tmp_pa
 
 def test_3_exploding_run_exits_non_zero_and_saves_nothing_bad(tiny_prepared, tmp_path):
     rc, _, err = cli("train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=40", "train.lr=1e6",
-                     f"hydra.run.dir={tmp_path}")
+                     "train.precision=fp32", f"hydra.run.dir={tmp_path}")
     assert_one_line_error(rc, err, "diverged", "train.lr")
-    assert "precision" not in err.strip().splitlines()[-1]  # the run is fp32 already
+    assert "precision" not in err.strip().splitlines()[-1]  # the run is fp32 already: nothing to suggest
     assert "(best)" not in err
     assert not list((tmp_path / "checkpoints").glob("*.pt")) if (tmp_path / "checkpoints").exists() else True
 
 
 def test_3_nan_loss_keeps_the_checkpoints_that_passed_the_checks(tiny_prepared, tmp_path):
     cfg = make_cfg(f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.lr=1e37", "train.clip_grad_norm=0",
-                   "train.checkpoint_every=1", "train.schedule=constant", "train.max_epochs=5")
+                   "train.checkpoint_every=1", "train.schedule=constant", "train.max_epochs=5",
+                   "train.precision=fp32")
     with pytest.raises(DivergedError) as info:
         train(cfg, tmp_path)
     message = str(info.value)

@@ -234,3 +234,18 @@ def test_precision_auto_is_bf16_only_where_the_device_computes_it(monkeypatch):
     if cpuinfo.is_file():  # torch's probe agrees with what the kernel reports
         flags = set(cpuinfo.read_text().split())
         assert optim.cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16"} & flags)
+
+
+def test_a_time_budget_is_not_cut_short_by_a_default_epoch_count(tiny_prepared, tmp_path):
+    """train.max_epochs unset: 30 epochs without a time budget, no epoch limit within one (a bf16
+    run once stopped at 26 of its 30 minutes). One batch per epoch, so 30 epochs are 30 steps."""
+    from nmt.training.optim import DEFAULT_MAX_EPOCHS, epoch_limit
+
+    base = ["train.batching.batch_size=36", "train.val_bleu=false", "train.early_stopping_metric=loss",
+            "train.patience=1000", "train.length_penalties=[]", "train.average_last=0"]
+    budgeted = run(train_cfg(tiny_prepared, *base, "train.max_minutes=30", "train.max_steps=40"), tmp_path / "a")
+    assert "train.max_steps=40 reached" in budgeted.stop_reason
+    unbudgeted = run(train_cfg(tiny_prepared, *base), tmp_path / "b")
+    assert f"train.max_epochs={DEFAULT_MAX_EPOCHS} reached" in unbudgeted.stop_reason
+    assert epoch_limit(make_cfg("train.max_minutes=30", "train.max_epochs=3").train) == 3  # given: kept
+    assert epoch_limit(make_cfg("train.max_minutes=30").train) is None
