@@ -66,8 +66,8 @@ def checked_output(output: Path, fmt: str) -> Path:
 
     if fmt == "argos":
         if output.suffix != ".argosmodel":
-            raise ConfigError(f"export.output={output}: an Argos package is a .argosmodel file (argospm and "
-                              f"LibreTranslate look for the suffix). Fix: export.output={output.with_suffix('.argosmodel')}")
+            raise ConfigError(f"export.output={output}: an Argos package is a .argosmodel file (Argos "
+                              f"Translate's installers look for the suffix). Fix: export.output={output.with_suffix('.argosmodel')}")
         return check_output_file(output, "export.output")
     return check_output_dir(output, "export.output", is_ctranslate2_dir if fmt == "ctranslate2" else is_model_folder)
 
@@ -115,7 +115,8 @@ def write_format(ckpt, fmt: str, config: dict, card: str, output: Path, options)
         from nmt.interop.argos_package import write_argos_package
 
         write_argos_package(ckpt, output, options.package_version, card, options.max_positions, quantization)
-        return "an Argos Translate package; install it with argospm install-from-path, run with ARGOS_CHUNK_TYPE=SPACY"
+        return ("an Argos Translate package; install it with argostranslate.package.install_from_path, run it with "
+                "ARGOS_CHUNK_TYPE=SPACY")
     from nmt.runs.model_folder import CARD, CONFIG, VOCAB, WEIGHTS, write_folder
 
     write_folder(ckpt, config, card, output)

@@ -92,7 +92,7 @@ directory (`model/`); `sentencepiece.model` tokenizes the {src} input.
 ## Install and translate offline
 
     pip install argostranslate
-    argospm install-from-path {name}.argosmodel        # or argostranslate.package.install_from_path
+    python -c "import argostranslate.package as p; p.install_from_path('THIS_PACKAGE.argosmodel')"
     ARGOS_CHUNK_TYPE=SPACY argos-translate --from {src} --to {tgt} "..."
 
 `ARGOS_CHUNK_TYPE=SPACY` makes Argos split sentences with the blank spaCy pipeline in `spacy/`
@@ -124,10 +124,3 @@ def write_argos_package(ckpt: Checkpoint, output: Path, version: str = "1.0", ca
             for path in sorted(root.rglob("*")):
                 zf.write(path, path.relative_to(tmp))
     return output
-
-
-def read_metadata(package: Path) -> dict:
-    """metadata.json of a `.argosmodel` file (what `argospm` shows)."""
-    with zipfile.ZipFile(package) as zf:
-        (meta,) = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/metadata.json")]
-        return json.loads(zf.read(meta))

@@ -35,6 +35,17 @@ def argos_env(home: Path, beam_size: int = 1) -> dict:
     return env
 
 
+def ended_greedy(tr: Translator, split) -> tuple[list[int], list[str]]:
+    """nmt's greedy translations of a prepared split, one sentence at a time as Argos decodes them
+    here, and the rows whose translation ended before nmt's length limit (Argos has its own, 256,
+    so a translation cut at nmt's limit goes on there)."""
+    o = tr.options
+    hyps = [tr.translate_ids([ids])[0] for ids in split["src_ids"]]
+    limits = max_lengths(torch.tensor([len(s) for s in split["src_ids"]]), o.max_len_a, o.max_len_b,
+                         o.max_output_len).tolist()
+    return [i for i, h in enumerate(hyps) if len(h.tokens) < limits[i]], tr.detokenize(hyps)
+
+
 ARGOS_SCRIPT = """
 import json, sys
 import argostranslate.package, argostranslate.translate
@@ -71,11 +82,7 @@ def test_argostranslate_installs_it_and_translates_as_nmt_does(package, m30k_tra
     dd, _, _ = load_prepared(Path(tr.prepared_dir))
     split = dd["test"].select(range(40))
     sentences = split["src_text"]
-    hyps = [tr.translate_ids([ids])[0] for ids in split["src_ids"]]  # one at a time, as Argos decodes them here
-    # the sentences whose nmt translation ended before nmt's length limit (Argos has its own, 256)
-    limits = max_lengths(torch.tensor([len(s) for s in split["src_ids"]]), 1.5, 10, 512).tolist()
-    ended = [i for i, h in enumerate(hyps) if len(h.tokens) < limits[i]]
-    ours = tr.detokenize(hyps)
+    ended, ours = ended_greedy(tr, split)
     paragraph = f"{sentences[ended[0]]} {sentences[ended[1]]}"
     proc = subprocess.run([sys.executable, "-c", ARGOS_SCRIPT, str(package)], env=argos_env(tmp_path),
                           input=json.dumps([sentences[i] for i in ended] + [paragraph]),

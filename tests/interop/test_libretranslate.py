@@ -11,12 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from helpers import cli, free_port, stop
-from interop.test_argos import argos_env
+from interop.test_argos import argos_env, ended_greedy
 from nmt.data.store import load_prepared
-from nmt.inference.search import max_lengths
 from nmt.inference.translator import Translator
 
 pytestmark = pytest.mark.libretranslate
@@ -71,11 +69,8 @@ def test_libretranslate_serves_an_exported_nmt_model(m30k_transformer, tmp_path)
         tr = Translator.from_checkpoint(m30k_transformer, decode="greedy")
         dd, _, _ = load_prepared(Path(tr.prepared_dir))
         split = dd["test"].select(range(30))
-        hyps = [tr.translate_ids([ids])[0] for ids in split["src_ids"]]
-        limits = max_lengths(torch.tensor([len(s) for s in split["src_ids"]]), 1.5, 10, 512).tolist()
-        # the sentences nmt ended before its length limit (LibreTranslate's Argos has its own)
-        ended = [i for i, h in enumerate(hyps) if len(h.tokens) < limits[i]]
-        ours = tr.detokenize([hyps[i] for i in ended])
+        ended, translations = ended_greedy(tr, split)
+        ours = [translations[i] for i in ended]
         theirs = [api.translate(split[i]["src_text"], "de", "en") for i in ended]
         same = sum(a == b for a, b in zip(ours, theirs))
         print(f"libretranslate: answered after {time.monotonic() - started:.1f} s; {same} of {len(ended)} "
