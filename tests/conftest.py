@@ -129,3 +129,29 @@ def m30k_transformer(prepared_spm, tmp_path_factory) -> Path:
                  "train.max_steps=200", "train.warmup_steps=30", "train.lr=0.002", "train.schedule=constant", "train.val_max_sentences=100",
                  "train.average_last=0", "train.length_penalties=[]"), run_dir)
     return run_dir
+
+
+PAIRS = (("de", "en"), ("en", "de"), ("en", "fr"))
+
+
+@pytest.fixture(scope="session")
+def m30k_pair_runs(tmp_path_factory, multi30k_dir) -> dict[str, Path]:
+    """Run folders of tiny GRUs on real text, one per pair of PAIRS ("de-en": RUN, ...): the
+    first 3,000 Multi30k training pairs, word vocabularies, 80 steps; each knows its languages."""
+    from nmt.cli.train import run
+    from nmt.data.prepare import prepare
+
+    corpus = tmp_path_factory.mktemp("m30k_small")
+    for split, n in (("train", 3000), ("val", 60), ("test_2016_flickr", 60)):
+        for lang in ("de", "en", "fr"):
+            with gzip.open(multi30k_dir / f"{split}.{lang}.gz", "rt", encoding="utf-8") as f:
+                write_lines(corpus / f"{split}.{lang}", [next(f).rstrip("\n") for _ in range(n)])
+    runs = {}
+    for src, tgt in PAIRS:
+        prepared = corpus / f"prepared_{src}-{tgt}"
+        langs = [f"data.root={corpus}", f"data.src_lang={src}", f"data.tgt_lang={tgt}", f"prepared_dir={prepared}"]
+        prepare(make_cfg(*langs, "vocab=word", "vocab.min_freq=2"))
+        runs[f"{src}-{tgt}"] = run_dir = corpus / f"run_{src}-{tgt}"
+        run(make_cfg(*langs, "vocab=word", *TINY_MODEL, "train.batching.batch_size=32", "train.max_steps=80",
+                     "train.val_max_sentences=30", "train.length_penalties=[]", "train.average_last=0"), run_dir)
+    return runs

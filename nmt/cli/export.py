@@ -53,7 +53,7 @@ def export(cfg) -> Path:
     command = " ".join(["python -m nmt.export", *map(shlex.quote, sys.argv[1:])])
     card = model_card(config, command, training_command(source), card_usage(ckpt, fmt))
     with output_lock(output):
-        written = write_format(ckpt, fmt, config, card, output, cfg.export)
+        written = write_format(ckpt, fmt, config, card, output, cfg.export, calibration_of(source, ckpt))
     print(f"export: wrote {output} ({written})", file=sys.stderr)
     return output
 
@@ -97,8 +97,17 @@ def check_format(ckpt, fmt: str) -> None:
         require_ctranslate2()
 
 
-def write_format(ckpt, fmt: str, config: dict, card: str, output: Path, options) -> str:
-    """Write `output` (a scratch path beside it, then a rename) and say what it holds."""
+def calibration_of(source: Path, ckpt) -> bytes | None:
+    """The confidence calibration fitted for this checkpoint's weights (nmt.calibrate), if any."""
+    from nmt.inference.confidence import Calibration, calibration_file, weights_fingerprint
+
+    path = calibration_file([source])
+    return path.read_bytes() if Calibration.load(path, [weights_fingerprint(ckpt.weights)]) else None
+
+
+def write_format(ckpt, fmt: str, config: dict, card: str, output: Path, options, calibration: bytes | None = None) -> str:
+    """Write `output` (a scratch path beside it, then a rename) and say what it holds (a model
+    folder also carries the checkpoint's confidence calibration)."""
     from nmt.files import atomic_dir
 
     quantization = None if str(options.quantization) == "none" else str(options.quantization)
@@ -119,8 +128,8 @@ def write_format(ckpt, fmt: str, config: dict, card: str, output: Path, options)
                 "ARGOS_CHUNK_TYPE=SPACY")
     from nmt.runs.model_folder import CARD, CONFIG, VOCAB, WEIGHTS, write_folder
 
-    write_folder(ckpt, config, card, output)
-    return f"{WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD}"
+    write_folder(ckpt, config, card, output, {"calibration.json": calibration} if calibration else None)
+    return f"{WEIGHTS}, {CONFIG}, {VOCAB}/, {CARD}" + (", calibration.json" if calibration else "")
 
 
 def test_scores(cfg) -> list[dict] | None:

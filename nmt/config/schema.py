@@ -288,6 +288,9 @@ class ServeConfig:
                                                        "clients are dropped)")
     api_key: str = setting("", doc="when set, requests must send the header X-API-Key: KEY (or Authorization: "
                                    "Bearer KEY)")
+    models: Any = setting(None, doc="several models, one per language pair, instead of ckpt: a list (each pair "
+                                    "read from the model's data config) or a mapping {de-en: RUN, ...}; a pair "
+                                    "with no model is translated through English when it can be")
 
 
 @dataclass
@@ -314,6 +317,9 @@ class TranslateConfig:
     output: Optional[str] = setting(None, doc='where the translations go ("-": stdout); default: hyp.NAME.txt in '
                                               "the run dir")
     ref: Any = setting(None, doc="reference file(s) for `input`: scored with `scoring`")
+    split_sentences: bool = setting(True, doc="translate and serve: cut each text (an input line, a request's "
+                                              "text) into sentences, translate them together and join them back "
+                                              "with the text's own whitespace; false: each text is one sentence")
 
 
 @dataclass
@@ -362,6 +368,16 @@ class ExportConfig:
 
 
 @dataclass
+class CalibrateConfig:
+    """nmt.calibrate: the confidence per sentence, fitted on a prepared split."""
+
+    split: str = setting("valid", doc="the prepared split the confidence is fitted on")
+    report_split: str = setting("test", doc="the prepared split it is reported on (Spearman, the least confident "
+                                            "10%); empty: none")
+    max_sentences: int = setting(0, at_least(0), "the first this many sentences of each split; 0 = all")
+
+
+@dataclass
 class DiagnoseConfig:
     """nmt.diagnose: gradients through time on real sentences."""
 
@@ -392,6 +408,7 @@ class Config:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     average: AverageConfig = field(default_factory=AverageConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
+    calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     prepared_dir: str = setting("data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}",
                                 doc="where prepare writes and train reads the encoded dataset")

@@ -12,6 +12,7 @@ from nmt.analysis.scoring import as_list, score_corpus
 from nmt.data.store import PreparedDataError, load_prepared, split_table
 from nmt.data.textio import check_references, iter_stdin, read_lines, read_stdin
 from nmt.files import atomic_file, check_output_file
+from nmt.inference.sentences import TextLayout
 from nmt.inference.translator import Translator
 
 
@@ -23,6 +24,14 @@ class Job:
     sources: list[list[int]]
     refs: list[list[str]] = field(default_factory=list)
     ref_names: list[str] = field(default_factory=list)
+    layouts: list[TextLayout] | None = None  # input lines cut into sentences (sources); None: a sentence each
+
+    def lines(self, translations: list[str]) -> list[str]:
+        """The translations of `sources` as output lines (each line's sentences joined back)."""
+        if self.layouts is None:
+            return translations
+        it = iter(translations)
+        return [layout.join([next(it) for _ in layout.sentences]) for layout in self.layouts]
 
 
 def hyp_file_name(name: str) -> str:
@@ -35,10 +44,11 @@ def hyp_file_name(name: str) -> str:
 def text_job(tr: Translator, tcfg) -> Job:
     """`translate.input=FILE` (or `-`: all of stdin), with `translate.ref` references."""
     texts = read_stdin() if tcfg.input == "-" else read_lines(Path(tcfg.input))
-    sources, _ = tr.encode(texts)
+    layouts = tr.layouts(texts)  # a line of several sentences is translated sentence by sentence
+    sources, _ = tr.encode([s for layout in layouts for s in layout.sentences])
     ref_names = as_list(tcfg.ref)
     refs = [read_lines(Path(r)) for r in ref_names]
-    return Job("stdin" if tcfg.input == "-" else Path(tcfg.input).name, sources, refs, ref_names)
+    return Job("stdin" if tcfg.input == "-" else Path(tcfg.input).name, sources, refs, ref_names, layouts)
 
 
 def split_job(tr: Translator, split_name: str, fallback_dir: str) -> Job:
@@ -87,6 +97,24 @@ def write_hypotheses(lines: list[str], output: str | None, run_dir: Path, name: 
     return str(out_file)
 
 
+def write_sentence_scores(job: Job, hyps, confidence: list, run_dir: Path) -> Path:
+    """sentences.NAME.tsv in the run dir: per output line its log-probability and confidence in
+    [0, 1] (null without a calibration: python -m nmt.calibrate). A line of several sentences adds
+    their log-probabilities and averages their confidences."""
+    per_line = [[(h.score, c)] for h, c in zip(hyps, confidence)]
+    if job.layouts is not None:
+        it = iter(zip(hyps, confidence))
+        per_line = [[(h.score, c) for h, c in (next(it) for _ in layout.sentences)] for layout in job.layouts]
+    rows = ["line\tlog_probability\tconfidence\n"]
+    for n, parts in enumerate(per_line, start=1):
+        known = [c for _, c in parts if c is not None]
+        conf = f"{sum(known) / len(known):.4f}" if known and len(known) == len(parts) else "null"
+        rows.append(f"{n}\t{sum(s for s, _ in parts):.4f}\t{conf}\n")
+    path = run_dir / f"sentences.{hyp_file_name(job.name).removeprefix('hyp.').removesuffix('.txt')}.tsv"
+    write_text_atomically(path, "".join(rows))
+    return path
+
+
 def write_text_atomically(path: Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -124,13 +152,17 @@ def translate_job(cfg, run_dir: Path) -> dict:
     to_stdout = writes_stdout(tcfg)
     check_output_file(Path(tcfg.output) if tcfg.output and not to_stdout else run_dir / hyp_file_name(job.name),
                       "translate.output")  # before decoding, not after
-    lines = tr.detokenize(tr.translate_ids(job.sources, progress=True))
+    attention = bool(tr.calibration and tr.calibration.needs_attention)  # the RNN's confidence reads it
+    hyps = tr.translate_ids(job.sources, attention=attention, progress=True)
+    lines = job.lines(tr.detokenize(hyps))
     seconds = time.time() - started
     out_file = write_hypotheses(lines, tcfg.output, run_dir, job.name, to_stdout)
+    sentence_file = write_sentence_scores(job, hyps, tr.confidences(job.sources, hyps), run_dir)
     result = {"sentences": len(lines), "seconds": round(seconds, 3),
               "sentences_per_s": round(len(lines) / max(seconds, 1e-9), 1), "decode": str(tr.options.kind),
               "beam_size": tr.options.beam_size if tr.options.kind == "beam" else 1,
-              "quantize": tr.info.get("quantize", "none"), "hyp_file": out_file}
+              "quantize": tr.info.get("quantize", "none"), "hyp_file": out_file,
+              "sentence_scores_file": str(sentence_file), "calibrated": tr.calibration is not None}
     search = f"{tr.options.kind} search"
     if tr.options.kind == "beam":
         result["length_penalty"] = tr.options.length_penalty

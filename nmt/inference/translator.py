@@ -5,6 +5,11 @@ training and the `nmt.serve` server all decode through it; there is no second de
     tr = Translator.from_checkpoint("RUN/checkpoints/best.pt", decode="beam", beam_size=5)
     tr.translate(["Ein Hund rennt.", "Zwei Männer im Park."])          # -> list[str]
     tr.translate_detailed(["Ein Hund rennt."], n_best=3, attention=True)  # -> list[Translation]
+    tr.translate(["Ein Hund rennt. Eine Katze schläft.\nZwei Männer."])  # paragraphs come back as paragraphs
+
+Each text is split into sentences (nmt.inference.sentences; `split_sentences=False` turns it off),
+all sentences of a call are decoded together, and each text is joined back with its own
+whitespace and line breaks.
 """
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ from nmt.data.batching import decoding_batches
 from nmt.data.collate import collate_sources
 from nmt.data.corpus import clean_sentences
 from nmt.data.store import split_table
+from nmt.inference.confidence import Calibration, calibration_file, signals, weights_fingerprint
 from nmt.inference.search import Hypothesis, search
+from nmt.inference.sentences import TextLayout, split_text, whole_texts
 from nmt.runs.checkpoint import MAX_PARAMS
 
 
@@ -33,7 +40,11 @@ from nmt.runs.checkpoint import MAX_PARAMS
 class Translation:
     """One source sentence's result. `score`: the model's log-probability of `text` (EOS
     included); `n_best`: (text, score) best first, the first being `text` itself; `attention`:
-    (len(target_pieces) + 1, len(source_pieces)) weights, one row per output piece and EOS."""
+    (len(target_pieces) + 1, len(source_pieces)) weights, one row per output piece and EOS.
+    A text of several sentences: `text` is the paragraph, `score` the sum of its sentences',
+    the k-th of `n_best` joins each sentence's k-th alternative (its best where it has fewer),
+    `sentences` holds each sentence's own Translation, and pieces and attention are theirs;
+    its confidence is the mean of theirs."""
 
     text: str
     score: float
@@ -41,6 +52,21 @@ class Translation:
     source_pieces: list[str] = field(default_factory=list)
     target_pieces: list[str] = field(default_factory=list)
     attention: np.ndarray | None = None
+    sentences: list["Translation"] = field(default_factory=list)
+    confidence: float | None = None  # in [0, 1], calibrated on val (nmt.inference.confidence); None: no calibration
+
+
+def paragraph(layout: TextLayout, sentences: list[Translation]) -> Translation:
+    """The Translation of a text from its sentences' (one sentence: that sentence's own)."""
+    if len(sentences) == 1:
+        return sentences[0]
+    ranks = max(len(t.n_best) for t in sentences)
+    n_best = [(layout.join([t.n_best[min(k, len(t.n_best) - 1)][0] for t in sentences]),
+               sum(t.n_best[min(k, len(t.n_best) - 1)][1] for t in sentences)) for k in range(ranks)]
+    confidences = [t.confidence for t in sentences]
+    confidence = None if None in confidences else sum(confidences) / len(confidences)
+    return Translation(text=layout.join([t.text for t in sentences]), score=sum(t.score for t in sentences),
+                       n_best=n_best, sentences=sentences, confidence=confidence)
 
 
 def search_options(base: Any = None, **overrides) -> DecodeConfig:
@@ -135,7 +161,8 @@ class Translator:
 
     def __init__(self, model: torch.nn.Module, src_vocab, tgt_vocab, preprocess: Any = None,
                  decode: Any = "beam", device: str | torch.device = "cpu", max_tokens: int = 4000,
-                 info: dict | None = None, prepared_dir: str | None = None, vocab_fingerprint: str | None = None):
+                 info: dict | None = None, prepared_dir: str | None = None, vocab_fingerprint: str | None = None,
+                 split_sentences: bool = True):
         self.model, self.src_vocab, self.tgt_vocab = model, src_vocab, tgt_vocab
         pp = OmegaConf.structured(PreprocessConfig)
         self.preprocess = OmegaConf.merge(pp, preprocess) if preprocess is not None else pp
@@ -145,11 +172,15 @@ class Translator:
         self.info = info or {}
         self.prepared_dir = prepared_dir  # where the training data was prepared (for translate split=...)
         self.vocab_fingerprint = vocab_fingerprint  # of the vocabulary files it was trained with
+        self.split_sentences = split_sentences  # split each text into sentences (and join them back)
+        self.calibration = None  # nmt.inference.confidence.Calibration: confidence per sentence when set
+        self.calibration_path: Path | None = None  # where nmt.calibrate writes it for this model
+        self.fingerprints: list[str] = []  # of the weights (what a calibration is fitted for)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path | Sequence[str | Path], decode: Any = "beam", device: str = "cpu",
                         quantize: str | None = None, max_tokens: int = 4000, max_params: int = MAX_PARAMS,
-                        **decode_overrides) -> "Translator":
+                        split_sentences: bool = True, **decode_overrides) -> "Translator":
         """Load `path`, a checkpoint file, a model folder (nmt.export) or a training run dir (the
         checkpoint it recommends: best.pt or avg.pt; its members' for `train.members=N`), verified (no code runs, content hash,
         finite weights), for inference. A list of several: an ensemble
@@ -159,7 +190,8 @@ class Translator:
         length_penalty, max_len_a, max_len_b, no_repeat_ngram) override it. A length penalty
         left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
         `quantize="int8"`: int8 weights on the CPU. `max_params`: the largest model a file may
-        describe (measured before anything is allocated)."""
+        describe (measured before anything is allocated). `split_sentences=False`: each text is
+        taken as one sentence."""
         from nmt.model.ensemble import Ensemble
         from nmt.runs.model_folder import read_model
         from nmt.runs.run_folder import run_checkpoints
@@ -181,8 +213,13 @@ class Translator:
         if len(ckpts) > 1:
             info["ensemble"] = [{"checkpoint": p.name, **c.info()} for p, c in zip(paths, ckpts)]
         options = with_length_penalty(search_options(decode, **decode_overrides), tuned_length_penalty(ckpts))
-        return cls(model, src_vocab, tgt_vocab, ckpt.preprocess, options,
-                   device, max_tokens, info, ckpt.prepared.get("dir"), ckpt.vocab_fingerprint())
+        translator = cls(model, src_vocab, tgt_vocab, ckpt.preprocess, options, device, max_tokens, info,
+                         ckpt.prepared.get("dir"), ckpt.vocab_fingerprint(), split_sentences)
+        translator.fingerprints = [weights_fingerprint(c.weights) for c in ckpts]
+        translator.calibration_path = calibration_file(paths)
+        translator.calibration = Calibration.load(translator.calibration_path, translator.fingerprints)
+        translator.info["confidence"] = translator.calibration.meta if translator.calibration else None
+        return translator
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, decode: Any = "beam", device: str = "cpu",
@@ -198,16 +235,16 @@ class Translator:
         return cls.from_checkpoint(folder, decode, device, quantize, **options)
 
     @classmethod
-    def from_config(cls, cfg) -> "Translator":
-        """The Translator for `ckpt=` with the `decode` group's options (decode.quantize
+    def from_config(cls, cfg, ckpt: Any = None) -> "Translator":
+        """The Translator for `ckpt=` (or `ckpt`) with the `decode` group's options (decode.quantize
         included), on CUDA when there is one and train.device allows it (not for int8)."""
-        paths = ckpt_list(cfg.ckpt)
+        paths = ckpt_list(cfg.ckpt if ckpt is None else ckpt)
         if not paths:
             raise ConfigError("no checkpoint given. Fix: ckpt=RUN_DIR/checkpoints/best.pt")
         quantize = Quantize(cfg.decode.quantize)
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu" and quantize == Quantize.none
         return cls.from_checkpoint(paths, cfg.decode, "cuda" if cuda else "cpu", str(quantize),
-                                   max_params=cfg.max_params)
+                                   max_params=cfg.max_params, split_sentences=cfg.translate.split_sentences)
 
     # ------------------------------------------------------------------ text in, text out
 
@@ -224,13 +261,26 @@ class Translator:
                   file=sys.stderr)
         return ids, clean
 
+    @property
+    def source_language(self) -> str:
+        """The source language's code (from the training data's config; "" when unknown)."""
+        return (self.info.get("languages") or {}).get("src") or ""
+
+    def layouts(self, texts: Sequence[str]) -> list[TextLayout]:
+        """Each text cut into its sentences (or whole, with split_sentences off)."""
+        if not self.split_sentences:
+            return whole_texts(list(texts))
+        return [split_text(t, self.source_language) for t in texts]
+
     def translate(self, texts: Sequence[str] | str, **options) -> list[str]:
-        """Sentences -> their best translations (detokenized), in input order. `options`
-        override the search options for this call (beam_size, length_penalty, ...)."""
+        """Texts (a sentence or a paragraph each) -> their best translations (detokenized), in
+        input order. `options` override the search options for this call (beam_size, ...)."""
         if isinstance(texts, str):
             texts = [texts]
-        ids, _ = self.encode(texts)
-        return self.detokenize(self.translate_ids(ids, search_options(self.options, **options)))
+        layouts = self.layouts(texts)
+        ids, _ = self.encode([s for layout in layouts for s in layout.sentences])
+        lines = iter(self.detokenize(self.translate_ids(ids, search_options(self.options, **options))))
+        return [layout.join([next(lines) for _ in layout.sentences]) for layout in layouts]
 
     def translate_detailed(self, texts: Sequence[str] | str, n_best: int | None = None, attention: bool = False,
                            **options) -> list[Translation]:
@@ -239,18 +289,39 @@ class Translator:
         if isinstance(texts, str):
             texts = [texts]
         opts = search_options(self.options, n_best=n_best, **options)
-        ids, _ = self.encode(texts)
-        hyps = self.translate_ids(ids, opts, attention)
-        return [self.translation(h, src, attention) for h, src in zip(hyps, ids)]
+        layouts = self.layouts(texts)
+        ids, _ = self.encode([s for layout in layouts for s in layout.sentences])
+        found = iter(self.translations(ids, opts, attention))
+        return [paragraph(layout, [next(found) for _ in layout.sentences]) for layout in layouts]
 
-    def translation(self, hyp: Hypothesis, src_ids: list[int], attention: bool = False) -> Translation:
+    def translations(self, sources: Sequence[Sequence[int]], options: DecodeConfig | None = None,
+                     attention: bool = False) -> list[Translation]:
+        """Source ids -> Translations (with n-best lists, attention on request, and a confidence
+        when the model is calibrated)."""
+        search_attention = attention or bool(self.calibration and self.calibration.needs_attention)
+        hyps = self.translate_ids(sources, options, search_attention)
+        confidence = self.confidences(sources, hyps)
+        return [self.translation(h, src, attention, c) for h, src, c in zip(hyps, sources, confidence)]
+
+    def confidences(self, sources: Sequence[Sequence[int]], hyps: Sequence[Hypothesis]) -> list[float | None]:
+        """Each hypothesis' confidence in [0, 1] (nmt.inference.confidence), None without a
+        calibration (or for an empty source)."""
+        if self.calibration is None:
+            return [None] * len(hyps)
+        rows = signals(self.model, sources, [h.tokens for h in hyps],
+                       [h.attention for h in hyps] if self.calibration.needs_attention else None, self.device)
+        return self.calibration.predict(rows)
+
+    def translation(self, hyp: Hypothesis, src_ids: list[int], attention: bool = False,
+                    confidence: float | None = None) -> Translation:
         """A hypothesis of `src_ids` as text, with its n-best list (and attention on request)."""
         alternatives = hyp.n_best or [hyp]
         return Translation(
             text=self.tgt_vocab.to_text(hyp.tokens), score=hyp.score,
             n_best=[(self.tgt_vocab.to_text(h.tokens), h.score) for h in alternatives],
             source_pieces=self.src_vocab.pieces(src_ids), target_pieces=self.tgt_vocab.pieces(hyp.tokens),
-            attention=hyp.attention.numpy() if attention and hyp.attention is not None else None)
+            attention=hyp.attention.numpy() if attention and hyp.attention is not None else None,
+            confidence=confidence)
 
     def detokenize(self, hyps: Sequence[Hypothesis]) -> list[str]:
         return [self.tgt_vocab.to_text(h.tokens) for h in hyps]

@@ -75,8 +75,9 @@ def folder_config(ckpt: Checkpoint, source_name: str, test_scores: list[dict] | 
     }
 
 
-def write_folder(ckpt: Checkpoint, config: dict, card: str, output: Path) -> Path:
-    """Write the folder under a scratch name beside `output`, then rename it into place."""
+def write_folder(ckpt: Checkpoint, config: dict, card: str, output: Path, extra: dict[str, bytes] | None = None) -> Path:
+    """Write the folder under a scratch name beside `output`, then rename it into place. `extra`:
+    more files by name (the confidence calibration)."""
     import torch
     from safetensors.torch import save_file
 
@@ -95,7 +96,9 @@ def write_folder(ckpt: Checkpoint, config: dict, card: str, output: Path) -> Pat
             (tmp / VOCAB / name).write_bytes(blob)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         (tmp / CARD).write_text(card, encoding="utf-8")
-        covered = [CONFIG, WEIGHTS] + [f"{VOCAB}/{name}" for name in sorted(ckpt.vocab_files)]
+        for name, blob in (extra or {}).items():
+            (tmp / name).write_bytes(blob)
+        covered = [CONFIG, WEIGHTS] + [f"{VOCAB}/{name}" for name in sorted(ckpt.vocab_files)] + sorted(extra or {})
         (tmp / SUMS).write_text("".join(f"{sha256_of(tmp / name)}  {name}\n" for name in covered))
     return output
 

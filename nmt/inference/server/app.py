@@ -29,12 +29,13 @@ from starlette.requests import (
 )
 
 from nmt.inference.server.batcher import ClientGone, DynamicBatcher, QueueFull
-from nmt.inference.server.libretranslate import (LibreProblem, html_text_nodes, is_libretranslate, languages,
-                                                 libre_response, read_libre_request, rebuild_html)
+from nmt.inference.server.decoding import Decoding, RequestProblem, Routed
+from nmt.inference.server.libretranslate import LibreProblem, is_libretranslate, libre_translate
+from nmt.inference.server.pairs import LanguageGuesser, PairModel, Pairs, load_pairs, pair_key
 from nmt.inference.server.limits import (ACCEPT_BACKLOG, MISSING_KEY, RequestGuard, connection_cap, exposure_warning,
                                          guarded_protocol, open_log_files)
 from nmt.inference.server.page import PAGE
-from nmt.inference.translator import Translation, Translator, search_options
+from nmt.inference.translator import Translation, Translator
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -48,6 +49,9 @@ class TranslateRequest(BaseModel):
     beam_size: Optional[StrictInt] = Field(None, ge=1, description="beam width (1 = greedy); default: the server's")
     n_best: Optional[StrictInt] = Field(None, ge=1, description="alternatives per sentence (<= beam_size)")
     attention: Optional[StrictBool] = Field(None, description="also return the pieces and attention weights")
+    source: Optional[StrictStr] = Field(None, description="source language code, or auto (guessed); with target. "
+                                                          "Neither: the server's first pair")
+    target: Optional[StrictStr] = Field(None, description="target language code")
 
 
 class LibreTranslateRequest(BaseModel):
@@ -107,6 +111,11 @@ class Alternative(BaseModel):
     score: float
 
 
+class Detected(BaseModel):
+    language: str
+    confidence: float = Field(description="in [0, 1]")
+
+
 class TranslationOut(BaseModel):
     text: str
     score: float = Field(description="log-probability of the translation under the model")
@@ -114,6 +123,10 @@ class TranslationOut(BaseModel):
     source_pieces: Optional[List[str]] = None
     target_pieces: Optional[List[str]] = None
     attention: Optional[List[List[float]]] = Field(None, description="(target pieces + EOS) x source pieces")
+    confidence: Optional[float] = Field(None, description="in [0, 1], calibrated on val against sentence chrF; "
+                                                          "null: the model has no calibration")
+    pivot: Optional[str] = Field(None, description="the language the text was translated through, if any")
+    detected_language: Optional[Detected] = Field(None, description="source=auto: the language guessed")
 
 
 class TranslateResponse(BaseModel):
@@ -123,99 +136,11 @@ class TranslateResponse(BaseModel):
 RETRY_AFTER_SECONDS = 2  # what a 503 for a full queue tells the client to wait
 
 
-class RequestProblem(ValueError):
-    """A request the server refuses: `status` is the HTTP status, the message its error text."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-def read_request(req: TranslateRequest, defaults, serve_cfg) -> tuple[list[str], object]:
-    """(sentences, search options) of a request within the server's limits, or RequestProblem."""
+def read_request(req: TranslateRequest, decoding: Decoding) -> tuple[list[str], object]:
+    """(texts, search options) of a request within the server's limits, or RequestProblem."""
     texts = [req.text] if isinstance(req.text, str) else req.text
-    if not texts:
-        raise RequestProblem(422, "invalid request: text: an empty list. Send at least one sentence")
-    if len(texts) > serve_cfg.max_sentences:
-        raise RequestProblem(413, f"{len(texts)} sentences in one request; serve.max_sentences="
-                                  f"{serve_cfg.max_sentences}. Send fewer per request")
-    for i, t in enumerate(texts):
-        if len(t) > serve_cfg.max_chars:
-            raise RequestProblem(413, f"text[{i}] has {len(t)} characters; serve.max_chars={serve_cfg.max_chars}")
-        try:
-            t.encode("utf-8")
-        except UnicodeEncodeError as err:  # JSON can carry "\ud800"; no tokenizer can read it
-            raise RequestProblem(422, f"invalid request: text[{i}] is not valid Unicode ({err.reason} at "
-                                      f"character {err.start}). Send UTF-8 text") from None
-    beam = req.beam_size or defaults.beam_size
-    if beam > serve_cfg.max_beam_size:
-        raise RequestProblem(422, f"invalid request: beam_size={beam} exceeds serve.max_beam_size="
-                                  f"{serve_cfg.max_beam_size}")
-    try:
-        return texts, search_options(defaults, beam_size=beam, n_best=req.n_best or 1)
-    except ValueError as err:
-        raise RequestProblem(422, f"invalid request: {err}") from None
-
-
-class Decoding:
-    """What the /translate route does once a request is read: text through the batcher, and
-    LibreTranslate's request in and its answer out."""
-
-    def __init__(self, translator: Translator, batcher: DynamicBatcher, serve_cfg, pair: dict):
-        self.translator, self.batcher, self.serve_cfg, self.pair = translator, batcher, serve_cfg, pair
-
-    async def translate_texts(self, texts: list[str], options, attention: bool = False,
-                              client_gone=None) -> list[Translation]:
-        """Texts -> translations through the batcher; RequestProblem for untokenizable text
-        (422) or a request whose decoding work passes serve.max_request_work (413)."""
-        try:
-            sources, _ = self.translator.encode(texts)
-        except (UnicodeError, ValueError) as err:  # whatever a tokenizer refuses is the client's text
-            raise RequestProblem(422, f"invalid request: the text could not be tokenized ({err})") from None
-        work = sum(map(len, sources)) * options.beam_size
-        if work > self.serve_cfg.max_request_work:
-            raise RequestProblem(413, f"the request is {sum(map(len, sources))} source pieces at beam size "
-                                      f"{options.beam_size}: {work} units of decoding work, over "
-                                      f"serve.max_request_work={self.serve_cfg.max_request_work}. Send fewer or "
-                                      "shorter sentences per request, or a smaller beam_size")
-        return await self.batcher.submit(sources, options, attention, client_gone)
-
-    async def libre_translate(self, payload: dict, key_pending: bool, client_gone=None) -> dict:
-        """LibreTranslate's request, within the same limits as ours; problems are LibreProblem.
-        `key_pending`: no key header came and the server has a key: the body's api_key decides."""
-        import asyncio
-        import hmac
-
-        req = read_libre_request(payload, self.pair)
-        if key_pending and not hmac.compare_digest(str(req.api_key or "").encode(), self.serve_cfg.api_key.encode()):
-            raise LibreProblem("Invalid API key", 403)
-        if req.html:  # sized before it is parsed, and parsed off the event loop
-            limit = self.serve_cfg.max_chars * self.serve_cfg.max_sentences
-            if sum(map(len, req.texts)) > limit:
-                raise LibreProblem(f"Invalid request: {sum(map(len, req.texts))} characters of HTML; the server takes "
-                                   f"{limit} (serve.max_chars x serve.max_sentences)")
-        documents = await asyncio.to_thread(lambda: [html_text_nodes(t) for t in req.texts]) if req.html else None
-        sentences = [c for parts in documents for is_text, c in parts if is_text] if documents else req.texts
-        n_best = req.alternatives + 1
-        try:
-            _, options = read_request(TranslateRequest(text=sentences or [""], n_best=n_best,
-                                                       beam_size=max(n_best, self.translator.options.beam_size)),
-                                      self.translator.options, self.serve_cfg)
-            results = await self.translate_texts([s.strip() for s in sentences], options,
-                                                 client_gone=client_gone) if sentences else []
-        except RequestProblem as problem:
-            # LibreTranslate answers every bad or over-limit request with 400
-            raise LibreProblem(f"Invalid request: {str(problem).removeprefix('invalid request: ')}") from None
-        best = [r.text for r in results]
-        others = [[t for t, _ in r.n_best[1:]] for r in results]
-        if documents:  # one translated document per q; alternatives do not apply to markup
-            start, best_docs = 0, []
-            for parts in documents:
-                k = sum(is_text for is_text, _ in parts)
-                best_docs.append(rebuild_html(parts, best[start:start + k]))
-                start += k
-            best, others = best_docs, [[] for _ in best_docs]
-        return libre_response(req, best, others, self.pair.get("src", ""))
+    decoding.check_texts(texts)
+    return texts, decoding.options(req.beam_size, req.n_best)
 
 
 def error_response(status: int, message: str, **extra) -> "JSONResponse":
@@ -243,21 +168,29 @@ def add_error_handlers(app: "FastAPI") -> None:
         return error_response(exc.status_code, message)
 
 
-def translations_json(results: list[Translation], options, attention: bool) -> dict:
-    """POST /translate's answer in our shape: {"translations": [{text, score, n_best?, attention?}]}."""
-    return {"translations": [
-        {"text": r.text, "score": r.score,
-         "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None,
-         **({"source_pieces": r.source_pieces, "target_pieces": r.target_pieces,
-             "attention": r.attention.round(4).tolist() if r.attention is not None else None}
-            if attention else {})}
-        for r in results]}
+def translations_json(results: list[Translation], options, attention: bool, routed: Routed) -> dict:
+    """POST /translate's answer in our shape: {"translations": [{text, score, confidence, n_best?,
+    attention?, pivot?, detected_language?}]}."""
+    out = []
+    for i, r in enumerate(results):
+        item = {"text": r.text, "score": r.score, "confidence": r.confidence,
+                "n_best": [{"text": t, "score": s} for t, s in r.n_best] if options.n_best > 1 else None,
+                "pivot": routed.pivot(i)}
+        if routed.detected is not None:
+            item["detected_language"] = {"language": routed.detected[i][0], "confidence": routed.detected[i][1]}
+        if attention:
+            item.update(source_pieces=r.source_pieces, target_pieces=r.target_pieces,
+                        attention=r.attention.round(4).tolist() if r.attention is not None else None)
+        out.append(item)
+    return {"translations": out}
 
 
-async def handle_translate(request: Request, service: "Decoding", translator: Translator, serve_cfg):
+async def handle_translate(request: Request, decoding: Decoding):
     """POST /translate: our shape ({"text": ...}, answered {"translations": [...]}) or
     LibreTranslate's ({"q": ..., "source", "target"}, JSON or form-encoded, answered
     {"translatedText": ...})."""
+    import hmac
+
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response
     from pydantic import ValidationError
@@ -266,26 +199,30 @@ async def handle_translate(request: Request, service: "Decoding", translator: Tr
         payload = await read_payload(request)
     except RequestProblem as problem:
         return error_response(problem.status, str(problem))
+    key_pending = getattr(request.state, "api_key_pending", False)  # no key header came and the server has a key
     try:
         if is_libretranslate(payload):
+            if key_pending and not hmac.compare_digest(str(payload.get("api_key") or "").encode(),
+                                                       decoding.serve_cfg.api_key.encode()):
+                return error_response(403, "Invalid API key")  # LibreTranslate's key travels in the body
             try:
-                key_pending = getattr(request.state, "api_key_pending", False)
-                return JSONResponse(await service.libre_translate(payload, key_pending,  # LibreTranslate's shape
-                                                                  request.is_disconnected))
+                return JSONResponse(await libre_translate(decoding, payload, request.is_disconnected))
             except LibreProblem as problem:
-                return error_response(problem.status, str(problem))
-        if getattr(request.state, "api_key_pending", False):
+                return error_response(problem.status, str(problem), **problem.extra)
+        if key_pending:
             return error_response(401, MISSING_KEY)
         try:
             req = TranslateRequest.model_validate(payload)
         except ValidationError as err:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
         try:
-            texts, options = read_request(req, translator.options, serve_cfg)
-            results = await service.translate_texts(texts, options, bool(req.attention), request.is_disconnected)
+            texts, options = read_request(req, decoding)
+            routes, detected = decoding.routes(texts, req.source, req.target)
+            results = await decoding.translate_routed(texts, routes, options, bool(req.attention),
+                                                      request.is_disconnected)
         except RequestProblem as problem:
-            return error_response(problem.status, str(problem))
-        return translations_json(results, options, bool(req.attention))
+            return error_response(problem.status, str(problem), **problem.extra)
+        return translations_json(results, options, bool(req.attention), Routed(results, routes, detected))
     except QueueFull as busy:
         response = error_response(503, f"the server is busy ({busy}); try again in a moment")
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
@@ -294,31 +231,58 @@ async def handle_translate(request: Request, service: "Decoding", translator: Tr
         return Response(status_code=499)  # nginx's "client closed request": nobody reads it
 
 
-def create_app(translator: Translator, serve_cfg) -> "FastAPI":
-    """The FastAPI application around one Translator (`serve_cfg`: the `serve` config group)."""
+def health_stats(pairs: Pairs) -> dict:
+    """GET /health: the batchers' counters summed (largest_batch: the largest), and per pair."""
+    per_pair = {m.key: {"queued": m.batcher.queue.qsize(), "waiting_sentences": m.batcher.waiting, **m.batcher.stats}
+                for m in pairs.models}
+    total: dict = {}
+    for stats in per_pair.values():
+        for k, v in stats.items():
+            total[k] = max(total.get(k, 0), v) if k == "largest_batch" else total.get(k, 0) + v
+    return {"status": "ok", **total, "pairs": per_pair}
+
+
+def decode_info(translator: Translator) -> dict:
+    d = translator.options
+    return {"kind": str(d.kind), "beam_size": d.beam_size, "length_penalty": d.length_penalty,
+            "max_len_a": d.max_len_a, "max_len_b": d.max_len_b}
+
+
+def create_app(models: Translator | Pairs, serve_cfg) -> "FastAPI":
+    """The FastAPI application around one Translator or several (`Pairs`, one per language pair),
+    each with its own batcher (`serve_cfg`: the `serve` config group)."""
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
-    batcher = DynamicBatcher(translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
-                             serve_cfg.max_batch_tokens, serve_cfg.max_request_slice, serve_cfg.max_queued_sentences)
+    pairs = models if isinstance(models, Pairs) else Pairs([PairModel(
+        *((models.info.get("languages") or {}).get(k) or "" for k in ("src", "tgt")),
+        str(models.info.get("checkpoint", "model")), models)])
+    for m in pairs.models:
+        m.batcher = DynamicBatcher(m.translator, serve_cfg.max_wait_ms, serve_cfg.max_batch_sentences,
+                                   serve_cfg.max_batch_tokens, serve_cfg.max_request_slice,
+                                   serve_cfg.max_queued_sentences)
+    sources = [m.src for m in pairs.models] + [s for s, _ in pairs.pivot_pairs()]
+    guesser = LanguageGuesser(sources) if len(set(sources)) > 1 else None
 
     @asynccontextmanager
     async def lifespan(app):
-        batcher.start()
+        for m in pairs.models:
+            m.batcher.start()
         yield
-        await batcher.stop()  # after uvicorn has finished the requests in flight
+        for m in pairs.models:
+            await m.batcher.stop()  # after uvicorn has finished the requests in flight
 
     app = FastAPI(title="nmt translation server", version="1", lifespan=lifespan,
-                  description="Translate with a trained nmt checkpoint; concurrent requests are batched.")
-    app.state.batcher = batcher
+                  description="Translate with trained nmt models; concurrent requests are batched.")
+    app.state.pairs = pairs
     add_error_handlers(app)
     app.add_middleware(RequestGuard, serve_cfg=serve_cfg)
-    pair = translator.info.get("languages") or {}
-    service = Decoding(translator, batcher, serve_cfg, pair)
+    decoding = Decoding(pairs, serve_cfg, guesser)
 
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_none=True,
               openapi_extra=TRANSLATE_BODY_DOC,
-              responses={400: {"description": "LibreTranslate request for another pair, or missing parameters"},
+              responses={400: {"description": "a pair the server does not translate (with the pairs served), "
+                                              "or a LibreTranslate request missing parameters"},
                          401: {"description": "serve.api_key is set and the request has no or a wrong key"},
                          403: {"description": "LibreTranslate request with a wrong api_key"},
                          413: {"description": "too many or too long sentences, too much decoding work, a "
@@ -330,12 +294,12 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
     async def translate(request: Request):
         """Our shape ({"text": ...}, answered {"translations": [...]}) or LibreTranslate's
         ({"q": ..., "source", "target"}, JSON or form-encoded, answered {"translatedText": ...})."""
-        return await handle_translate(request, service, translator, serve_cfg)
+        return await handle_translate(request, decoding)
 
     @app.get("/languages")
     async def supported_languages():
-        """LibreTranslate's list of languages: the model's one pair."""
-        return languages(pair)
+        """LibreTranslate's list of languages: each one served, with the targets it reaches."""
+        return pairs.languages()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
@@ -344,14 +308,16 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "queued": batcher.queue.qsize(), "waiting_sentences": batcher.waiting, **batcher.stats}
+        return health_stats(pairs)
 
     @app.get("/info")
     async def info():
-        d = translator.options
-        return {**translator.info,
-                "decode": {"kind": str(d.kind), "beam_size": d.beam_size, "length_penalty": d.length_penalty,
-                           "max_len_a": d.max_len_a, "max_len_b": d.max_len_b},
+        first = pairs.default.translator
+        return {**first.info, "decode": decode_info(first),
+                "pairs": {m.key: {"checkpoint": m.translator.info.get("checkpoint"),
+                                  "model": (m.translator.info.get("model") or {}).get("kind"),
+                                  "decode": decode_info(m.translator)} for m in pairs.models},
+                "pivot_pairs": [pair_key(s, t) for s, t in pairs.pivot_pairs()],
                 "serve": {k: serve_cfg[k] for k in ("max_wait_ms", "max_batch_sentences", "max_batch_tokens",
                                                      "max_sentences", "max_chars", "max_beam_size")}}
 
@@ -359,20 +325,28 @@ def create_app(translator: Translator, serve_cfg) -> "FastAPI":
 
 
 def serve(cfg) -> None:
-    """Load `cfg.ckpt` and serve until SIGTERM / Ctrl-C (`cfg.serve`: host, port, limits)."""
+    """Load `cfg.ckpt` (or every model of `cfg.serve.models`) and serve until SIGTERM / Ctrl-C
+    (`cfg.serve`: host, port, limits)."""
     import torch
     import uvicorn
 
     # decoding threads: by default all cores but one, which the HTTP event loop keeps for itself
     torch.set_num_threads(cfg.serve.threads or max(1, (os.cpu_count() or 1) - 1))
-    translator = Translator.from_config(cfg)
-    translator.translate(["warm up"])  # the first call allocates; do it before the first client waits
-    app = create_app(translator, cfg.serve)
+    pairs = load_pairs(cfg, Translator.from_config)
+    for m in pairs.models:
+        m.translator.translate(["warm up"])  # the first call allocates; do it before the first client waits
+    app = create_app(pairs, cfg.serve)
     warning = exposure_warning(cfg.serve.host, cfg.serve.api_key)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    print(f"serve: {cfg.ckpt} ({translator.info.get('quantize')} weights, {translator.options.kind} search) on "
-          f"http://{cfg.serve.host}:{cfg.serve.port} (docs at /docs)", file=sys.stderr, flush=True)
+    for m in pairs.models:
+        t = m.translator
+        print(f"serve: {m.key if not pairs.open else 'model'}: {m.name} ({t.info.get('quantize')} weights, "
+              f"{t.options.kind} search)", file=sys.stderr, flush=True)
+    if pairs.pivot_pairs():
+        print(f"serve: through English: {', '.join(pair_key(s, t) for s, t in pairs.pivot_pairs())}",
+              file=sys.stderr, flush=True)
+    print(f"serve: on http://{cfg.serve.host}:{cfg.serve.port} (docs at /docs)", file=sys.stderr, flush=True)
     # uvicorn catches SIGTERM/SIGINT, finishes the requests in flight, then re-raises the signal
     # under the handlers it found: with these, that ends the process normally (exit 0)
     stopped_by: list[str] = []
@@ -382,6 +356,6 @@ def serve(cfg) -> None:
     protocol = guarded_protocol(connection_cap(cfg.serve.max_connections), cfg.serve.request_timeout_s)
     uvicorn.run(app, host=cfg.serve.host, port=cfg.serve.port, log_level=str(cfg.serve.log_level),
                 timeout_graceful_shutdown=cfg.serve.graceful_seconds, http=protocol, backlog=ACCEPT_BACKLOG)
-    stats = app.state.batcher.stats
+    stats = health_stats(pairs)
     print(f"serve: stopped{' by ' + stopped_by[0] if stopped_by else ''}; {stats['requests']} requests, "
           f"{stats['sentences']} sentences in {stats['batches']} batches", file=sys.stderr)

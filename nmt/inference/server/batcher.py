@@ -187,5 +187,4 @@ class DynamicBatcher:
                         self.stats["requests"] += 1
 
     def _decode(self, sources: list[list[int]], opts, attention: bool = False) -> list[Translation]:
-        hyps = self.translator.translate_ids(sources, opts, attention)
-        return [self.translator.translation(h, s, attention) for h, s in zip(hyps, sources)]
+        return self.translator.translations(sources, opts, attention)

@@ -5,11 +5,12 @@ LibreTranslate URL work against `nmt.serve` unchanged.
                      alternatives (0..), api_key; as JSON or form-encoded
                      -> {"translatedText": ...} (a string, or a list for a list), "alternatives"
                         when asked for, "detectedLanguage" for source=auto
-    GET /languages   -> [{"code", "name", "targets"}]: the model's one pair
+    GET /languages   -> [{"code", "name", "targets"}]: every language served, with the targets it
+                        reaches (directly or through English; nmt.inference.server.pairs)
     errors           -> {"error": "..."} with 400 (a wrong pair, a missing parameter), as LibreTranslate
 
-A request is LibreTranslate's when it carries `q` (our own shape carries `text`). There is no
-language detection: source=auto means the model's source language, reported with confidence 0.
+A request is LibreTranslate's when it carries `q` (our own shape carries `text`). source=auto
+guesses each q's language among the sources that reach the target (lingua-language-detector).
 """
 from __future__ import annotations
 
@@ -17,26 +18,22 @@ import html
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-LANGUAGE_NAMES = {  # ISO 639-1 codes LibreTranslate clients show by name; others show the code
-    "ar": "Arabic", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
-    "it": "Italian", "ja": "Japanese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ru": "Russian",
-    "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
-}
-
 
 class LibreProblem(ValueError):
-    """A LibreTranslate request refused with LibreTranslate's error shape and status."""
+    """A LibreTranslate request refused with LibreTranslate's error shape and status (`extra`:
+    more fields beside "error", such as the pairs served)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, **extra):
         super().__init__(message)
-        self.status = status
+        self.status, self.extra = status, extra
 
 
 @dataclass
 class LibreRequest:
-    texts: list[str]  # the q strings, one per sentence (or HTML document)
+    texts: list[str]  # the q strings, one per text (or HTML document)
     as_list: bool  # q was a list: answer with lists
-    auto: bool  # source=auto
+    source: str  # a language code or "auto"
+    target: str
     html: bool  # format=html: translate the text between the tags
     alternatives: int
     api_key: str | None
@@ -46,17 +43,8 @@ def is_libretranslate(payload) -> bool:
     return isinstance(payload, dict) and "q" in payload
 
 
-def languages(pair: dict) -> list[dict]:
-    """GET /languages: the model's pair as LibreTranslate lists languages."""
-    src, tgt = pair.get("src"), pair.get("tgt")
-    if not src or not tgt:
-        return []
-    return [{"code": src, "name": LANGUAGE_NAMES.get(src, src), "targets": [tgt]},
-            {"code": tgt, "name": LANGUAGE_NAMES.get(tgt, tgt), "targets": []}]
-
-
-def read_libre_request(payload: dict, pair: dict) -> LibreRequest:
-    """Validate a LibreTranslate request for the model's language `pair` ({src, tgt})."""
+def read_libre_request(payload: dict) -> LibreRequest:
+    """Validate a LibreTranslate request (which pairs are served is the router's business)."""
     q = payload.get("q")
     if q is None or q == "" or q == []:
         raise LibreProblem("Invalid request: missing q parameter")
@@ -65,11 +53,6 @@ def read_libre_request(payload: dict, pair: dict) -> LibreRequest:
     for name in ("source", "target"):
         if not payload.get(name):
             raise LibreProblem(f"Invalid request: missing {name} parameter")
-    source, target = str(payload["source"]), str(payload["target"])
-    if pair.get("src") and source not in (pair["src"], "auto"):
-        raise LibreProblem(f"{source} is not supported (this server translates {pair['src']} to {pair['tgt']})")
-    if pair.get("tgt") and target != pair["tgt"]:
-        raise LibreProblem(f"{target} is not supported (this server translates {pair['src']} to {pair['tgt']})")
     fmt = payload.get("format") or "text"
     if fmt not in ("text", "html"):
         raise LibreProblem(f"Invalid request: format {fmt!r}: use text or html")
@@ -79,8 +62,8 @@ def read_libre_request(payload: dict, pair: dict) -> LibreRequest:
         raise LibreProblem("Invalid request: alternatives must be an integer") from None
     if alternatives < 0:
         raise LibreProblem("Invalid request: alternatives must be >= 0")
-    return LibreRequest([q] if isinstance(q, str) else list(q), isinstance(q, list), source == "auto",
-                        fmt == "html", alternatives, payload.get("api_key"))
+    return LibreRequest([q] if isinstance(q, str) else list(q), isinstance(q, list), str(payload["source"]),
+                        str(payload["target"]), fmt == "html", alternatives, payload.get("api_key"))
 
 
 class _Segments(HTMLParser):
@@ -140,12 +123,70 @@ def rebuild_html(parts: list[tuple[bool, str]], translations: list[str]) -> str:
     return "".join(out)
 
 
-def libre_response(req: LibreRequest, translated: list[str], alternatives: list[list[str]], source: str) -> dict:
-    """LibreTranslate's answer: a string per q, or lists for a list."""
-    body: dict = {"translatedText": translated if req.as_list else translated[0]}
+def libre_response(req: LibreRequest, translated: list[str], alternatives: list[list[str]],
+                   detected: list[tuple[str, float]] | None, pivots: list[str | None],
+                   confidences: list[float | None]) -> dict:
+    """LibreTranslate's answer: a string per q, or lists for a list. `detected` (source=auto):
+    per q the language and its confidence in [0, 1], answered as LibreTranslate does, in percent.
+    nmt adds "pivot" (the language a text went through) when one did, and "confidence" (in
+    [0, 1], null for a model without calibration)."""
+    def one_or_all(values: list):
+        return values if req.as_list else values[0]
+
+    body: dict = {"translatedText": one_or_all(translated)}
     if req.alternatives:
-        body["alternatives"] = alternatives if req.as_list else alternatives[0]
-    if req.auto:
-        detected = {"confidence": 0.0, "language": source}  # no detection: the model's source language
-        body["detectedLanguage"] = [detected] * len(translated) if req.as_list else detected
+        body["alternatives"] = one_or_all(alternatives)
+    if detected is not None:
+        body["detectedLanguage"] = one_or_all([{"confidence": round(100.0 * c, 1), "language": lang}
+                                               for lang, c in detected])
+    if any(pivots):
+        body["pivot"] = one_or_all(pivots)
+    body["confidence"] = one_or_all(confidences)
     return body
+
+
+async def libre_translate(decoding, payload: dict, client_gone=None) -> dict:
+    """Answer LibreTranslate's request through `decoding` (nmt.inference.server.decoding), within
+    the same limits as our own shape; every problem is a LibreProblem (400, as LibreTranslate)."""
+    import asyncio
+
+    from nmt.inference.server.decoding import RequestProblem
+
+    req = read_libre_request(payload)
+    if req.html:  # sized before it is parsed, and parsed off the event loop
+        limit = decoding.serve_cfg.max_chars * decoding.serve_cfg.max_sentences
+        if sum(map(len, req.texts)) > limit:
+            raise LibreProblem(f"Invalid request: {sum(map(len, req.texts))} characters of HTML; the server takes "
+                               f"{limit} (serve.max_chars x serve.max_sentences)")
+    documents = await asyncio.to_thread(lambda: [html_text_nodes(t) for t in req.texts]) if req.html else None
+    plain = [" ".join(c for is_text, c in parts if is_text) for parts in documents] if documents else req.texts
+    try:
+        routes, detected = decoding.routes(plain, req.source, req.target)
+        if documents:  # every text node goes the way of its document
+            node_routes = [r for parts, r in zip(documents, routes) for is_text, _ in parts if is_text]
+            nodes = [c for parts in documents for is_text, c in parts if is_text]
+        else:
+            node_routes, nodes = routes, req.texts
+        decoding.check_texts(nodes or [""])
+        n_best = req.alternatives + 1
+        options = decoding.options(max(n_best, decoding.pairs.default.translator.options.beam_size), n_best)
+        results = await decoding.translate_routed([s.strip() for s in nodes], node_routes, options,
+                                                  client_gone=client_gone) if nodes else []
+    except RequestProblem as problem:
+        # LibreTranslate answers every bad or over-limit request with 400
+        raise LibreProblem(f"Invalid request: {str(problem).removeprefix('invalid request: ')}"
+                           if not problem.extra else str(problem), **problem.extra) from None
+    best = [r.text for r in results]
+    others = [[t for t, _ in r.n_best[1:]] for r in results]
+    confidences = [r.confidence for r in results]
+    if documents:  # one translated document per q; alternatives do not apply to markup
+        start, best_docs, doc_conf = 0, [], []
+        for parts in documents:
+            k = sum(is_text for is_text, _ in parts)
+            best_docs.append(rebuild_html(parts, best[start:start + k]))
+            known = [c for c in confidences[start:start + k] if c is not None]
+            doc_conf.append(sum(known) / len(known) if known and len(known) == k else None)
+            start += k
+        best, others, confidences = best_docs, [[] for _ in best_docs], doc_conf
+    pivots = [routes[i][0].tgt if len(routes[i]) > 1 else None for i in range(len(req.texts))]
+    return libre_response(req, best, others, detected, pivots, confidences)

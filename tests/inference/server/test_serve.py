@@ -325,7 +325,8 @@ def test_libretranslate_client_against_the_server(server, offline):
     with pytest.raises(HTTPError) as refused:
         lt.translate(TINY_DE[0], "en", "fr")
     assert refused.value.code == 400
-    assert json.loads(refused.value.read()) == {"error": "en is not supported (this server translates de to en)"}
+    assert json.loads(refused.value.read()) == {"error": "en -> fr is not served (this server translates de-en)",
+                                                "pairs": ["de-en"]}
 
 
 def test_libretranslate_json_lists_alternatives_html_and_errors(server, offline):
@@ -335,13 +336,14 @@ def test_libretranslate_json_lists_alternatives_html_and_errors(server, offline)
     assert r["translatedText"] == [d.text for d in detailed]
     assert r["alternatives"] == [[t for t, _ in d.n_best[1:]] for d in detailed]
     auto = httpx.post(f"{server}/translate", data={"q": TINY_DE[0], "source": "auto", "target": "en"}).json()
-    assert auto == {"translatedText": TINY_EN[0], "detectedLanguage": {"confidence": 0.0, "language": "de"}}
+    assert auto == {"translatedText": TINY_EN[0], "detectedLanguage": {"confidence": 0.0, "language": "de"},
+                    "confidence": None}  # one source language: nothing to guess; no calibration: null
     page = httpx.post(f"{server}/translate", json={"q": f"<p>{TINY_DE[0]}</p><script>var x = '{TINY_DE[1]}';</script>",
                                                    "source": "de", "target": "en", "format": "html"}).json()
     assert page["translatedText"] == f"<p>{TINY_EN[0]}</p><script>var x = '{TINY_DE[1]}';</script>"
     for bad, message in [({"q": "x", "source": "de"}, "Invalid request: missing target parameter"),
                          ({"q": "", "source": "de", "target": "en"}, "Invalid request: missing q parameter"),
-                         ({"q": "x", "source": "de", "target": "fr"}, "fr is not supported"),
+                         ({"q": "x", "source": "de", "target": "fr"}, "de -> fr is not served"),
                          ({"q": "x", "source": "de", "target": "en", "format": "pdf"}, "Invalid request: format 'pdf'"),
                          ({"q": ["x"] * 65, "source": "de", "target": "en"}, "Invalid request: 65 sentences")]:
         r = httpx.post(f"{server}/translate", json=bad)
