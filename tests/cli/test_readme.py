@@ -23,6 +23,7 @@ SHRINK = {  # program -> overrides appended to the README's command
               "train.early_stopping_metric=loss", "train.length_penalties=[]"],
     "translate": ["vocab=word", "decode.max_len_b=3"],
     "evaluate": [],
+    "calibrate": ["vocab=word", "decode.max_len_b=3"],
     "average": [],
     "export": ["vocab=word", "decode.max_len_b=3"],
     "serve": ["vocab=word", "serve.log_level=warning"],

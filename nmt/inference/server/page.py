@@ -1,7 +1,8 @@
 """The page at GET / of nmt.serve: try the model in a browser. Plain HTML and JavaScript served
 as one string (no build step, no files to find at run time); it calls POST /translate with
 "attention": true and draws the n-best list and the attention heatmap of the best translation
-(one row per target piece, one column per source piece; the end-of-sentence row last)."""
+(one row per target piece, one column per source piece; the end-of-sentence row last). A server
+of several pairs offers them in a list (those through English included)."""
 
 PAGE = """<!doctype html>
 <html lang="en">
@@ -27,7 +28,7 @@ PAGE = """<!doctype html>
 </head>
 <body>
 <h1>Try the model</h1>
-<p class="muted" id="pair"></p>
+<p class="muted"><span id="pair"></span> <select id="pairs" hidden></select></p>
 <textarea id="source" rows="3" placeholder="A sentence to translate"></textarea>
 <div class="controls">
   <button id="translate">Translate</button>
@@ -37,6 +38,7 @@ PAGE = """<!doctype html>
 </div>
 <div id="error"></div>
 <div id="translation"></div>
+<p class="muted" id="about"></p>
 <h2>Alternatives</h2>
 <ol id="nbest"></ol>
 <h2>Attention</h2>
@@ -45,8 +47,25 @@ PAGE = """<!doctype html>
 <script>
 const $ = (id) => document.getElementById(id);
 
+let choice = null;  // [source, target]; null: the server's first pair
 fetch("languages").then((r) => r.json()).then((langs) => {
-  if (langs.length) $("pair").textContent = langs[0].name + " \\u2192 " + langs[1].name;
+  const names = Object.fromEntries(langs.map((l) => [l.code, l.name]));
+  const pairs = langs.flatMap((l) => l.targets.map((t) => [l.code, t]));
+  const label = (p) => names[p[0]] + " \\u2192 " + names[p[1]];
+  if (!pairs.length) return;
+  choice = pairs[0];
+  $("pair").textContent = label(choice);
+  if (pairs.length > 1) {  // several pairs (some through English): choose one
+    const select = $("pairs");
+    for (const p of pairs) {
+      const option = cell("option", label(p));
+      option.value = p.join("|");
+      select.appendChild(option);
+    }
+    select.hidden = false;
+    $("pair").hidden = true;
+    select.addEventListener("change", () => { choice = select.value.split("|"); $("pair").textContent = label(choice); });
+  }
 }).catch(() => {});
 
 function cell(tag, text) {
@@ -90,12 +109,15 @@ async function translate() {
   try {
     const r = await fetch("translate", {
       method: "POST", headers: {"Content-Type": "application/json"},
-      body: JSON.stringify({text: text, beam_size: beam, n_best: nBest, attention: true}),
+      body: JSON.stringify({text: text, beam_size: beam, n_best: nBest, attention: true,
+                            ...(choice ? {source: choice[0], target: choice[1]} : {})}),
     });
     const data = await r.json();
     if (!r.ok) throw new Error(data.error || r.statusText);
     const t = data.translations[0];
     $("translation").textContent = t.text;
+    $("about").textContent = [t.pivot ? "through " + t.pivot : "",
+                              t.confidence != null ? "confidence " + t.confidence.toFixed(2) : ""].filter(Boolean).join("; ");
     const list = $("nbest");
     list.replaceChildren();
     for (const alt of (t.n_best || [{text: t.text, score: t.score}])) {
@@ -103,7 +125,7 @@ async function translate() {
       li.appendChild(cell("span", alt.score.toFixed(3))).className = "score";
       list.appendChild(li);
     }
-    drawHeatmap(t);
+    if (t.attention) drawHeatmap(t); else $("heatmap").replaceChildren();  // a paragraph: per sentence only
     $("status").textContent = "";
   } catch (err) {
     $("status").textContent = "";
