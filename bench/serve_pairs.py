@@ -20,75 +20,59 @@ import asyncio
 import gzip
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from serve import free_port  # noqa: E402  (bench/serve.py)
+from serve import KeepAliveClient, start_server  # noqa: E402  (bench/serve.py)
 
 from nmt import Translator  # noqa: E402
 
 
-def start(models: list[str], threads: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "nmt.serve", f"serve.models=[{','.join(models)}]",
-                             f"serve.port={port}", "serve.log_level=warning", f"serve.threads={threads}",
-                             "hydra.output_subdir=null", "hydra.run.dir=."],
-                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server did not start")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("the server did not come up in 180 s")
-
-
 async def setting(url: str, probe_pair: tuple[str, str], probe_texts: list[str], load_pair: tuple[str, str] | None,
                   load_texts: list[str], clients: int) -> dict:
+    """The probe's latencies while `clients` load `load_pair` (none: idle); the load's rate."""
+    host, port = url.removeprefix("http://").split(":")
     done = asyncio.Event()
     load_answers = 0
 
     async def loader(k: int) -> None:
         nonlocal load_answers
-        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        http = KeepAliveClient(host, int(port))  # httpx would cost the 2 cores more than the server's HTTP work
+        try:
             i = k
             while not done.is_set():  # bounded: ends when the probe has its answers
-                r = await http.post("/translate", json={"text": load_texts[i % len(load_texts)],
-                                                        "source": load_pair[0], "target": load_pair[1]})
-                r.raise_for_status()
+                status, _ = await http.post_json("/translate", {"text": load_texts[i % len(load_texts)],
+                                                                "source": load_pair[0], "target": load_pair[1]})
+                assert status == 200, status
                 load_answers += 1
                 i += clients
+        finally:
+            await http.close()
 
     tasks = [asyncio.create_task(loader(k)) for k in range(clients)] if load_pair else []
     await asyncio.sleep(2.0 if tasks else 0.0)  # the load reaches its steady state
     latencies = []
-    started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
-        for text in probe_texts:
-            t0 = time.perf_counter()
-            r = await http.post("/translate", json={"text": text, "source": probe_pair[0], "target": probe_pair[1]})
-            r.raise_for_status()
-            latencies.append(time.perf_counter() - t0)
+    probe = KeepAliveClient(host, int(port))
+    started, answered_before = time.perf_counter(), load_answers
+    for text in probe_texts:
+        t0 = time.perf_counter()
+        status, _ = await probe.post_json("/translate", {"text": text, "source": probe_pair[0], "target": probe_pair[1]})
+        assert status == 200, status
+        latencies.append(time.perf_counter() - t0)
     seconds = time.perf_counter() - started
-    answered_during_probe = load_answers
+    answered = load_answers - answered_before
+    await probe.close()
     done.set()
     await asyncio.gather(*tasks)
     ms = np.array(latencies) * 1000
     return {"p50_ms": round(float(np.percentile(ms, 50)), 1), "p99_ms": round(float(np.percentile(ms, 99)), 1),
-            "load_sentences_per_s": round(answered_during_probe / seconds, 1) if tasks else 0.0}
+            "load_sentences_per_s": round(answered / seconds, 1) if tasks else 0.0}
 
 
 def main() -> None:
@@ -104,7 +88,7 @@ def main() -> None:
     a, b = pair(args.a), pair(args.b)
     read = lambda lang: gzip.open(Path(args.data) / f"test_2016_flickr.{lang}.gz", "rt").read().splitlines()
     probe, load_a, load_b = read(a[0])[:args.probes], read(a[0])[500:], read(b[0])[500:]
-    proc, url = start([args.a, args.b], args.threads)
+    proc, url = start_server("", [f"serve.models=[{args.a},{args.b}]", f"serve.threads={args.threads}"])
     try:
         asyncio.run(setting(url, a, probe[:20], None, [], 0))  # warm-up
         results = {"idle": asyncio.run(setting(url, a, probe, None, [], 0)),

@@ -103,7 +103,9 @@ def calibrate_job(cfg, run_dir: Path) -> dict:
         test = first_sentences(split_job(tr, ccfg.report_split, cfg.prepared_dir), ccfg.max_sentences)
         lines, test_rows, test_chrf = decode_split(tr, test, attention)
         confidence = cal.predict(test_rows)
-        meta["report"] = {"split": ccfg.report_split, **report(confidence, lines, test.refs[0], test_chrf)}
+        meta["report"] = {"split": ccfg.report_split, **report(confidence, lines, test.refs[0], test_chrf),
+                          # the one signal most tools give: how much the fit adds to it
+                          "spearman_mean_logp_alone": round(spearman(test_rows[:, 0], test_chrf), 4)}
         result["report"] = meta["report"]
         png = plot(confidence, test_chrf, run_dir / "confidence.png",
                    f"{ccfg.report_split}: Spearman {meta['report']['spearman']:.3f}; chrF of the least confident "
@@ -117,7 +119,8 @@ def calibrate_job(cfg, run_dir: Path) -> dict:
           f"Spearman with sentence chrF {meta['fit_spearman']:.3f} there", file=sys.stderr)
     if "report" in meta:
         r = meta["report"]
-        print(f"calibrate: {r['split']}: Spearman {r['spearman']:.3f}; chrF of the 10% least confident "
+        print(f"calibrate: {r['split']}: Spearman {r['spearman']:.3f} (the mean log-probability alone: "
+              f"{r['spearman_mean_logp_alone']:.3f}); chrF of the 10% least confident "
               f"{r['chrf_least_confident_10pct']:.2f}, of the rest {r['chrf_other_90pct']:.2f}", file=sys.stderr)
     print(f"calibrate: written to {tr.calibration_path}", file=sys.stderr)
     return result

@@ -3,6 +3,7 @@ prepared split; write the hypotheses, score them against references, plot attent
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,9 @@ from nmt.inference.sentences import TextLayout
 from nmt.inference.translator import Translator
 
 
+LINE_BREAKS = re.compile("\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # what str.splitlines splits on
+
+
 @dataclass
 class Job:
     """What to translate: source ids, a name for the output files, references (with names)."""
@@ -27,11 +31,12 @@ class Job:
     layouts: list[TextLayout] | None = None  # input lines cut into sentences (sources); None: a sentence each
 
     def lines(self, translations: list[str]) -> list[str]:
-        """The translations of `sources` as output lines (each line's sentences joined back)."""
+        """The translations of `sources` as output lines (each line's sentences joined back; a
+        "\r" or U+2028 the input line held between sentences becomes a space: one line in, one out)."""
         if self.layouts is None:
             return translations
         it = iter(translations)
-        return [layout.join([next(it) for _ in layout.sentences]) for layout in self.layouts]
+        return [LINE_BREAKS.sub(" ", layout.join([next(it) for _ in layout.sentences])) for layout in self.layouts]
 
 
 def hyp_file_name(name: str) -> str:
@@ -189,6 +194,6 @@ def interactive(tr: Translator) -> dict:
     if sys.stdin.isatty():
         print("translate: type a sentence, Enter to translate, Ctrl-D to end", file=sys.stderr)
     for line in iter_stdin():
-        print(tr.translate([line])[0], flush=True)
+        print(LINE_BREAKS.sub(" ", tr.translate([line])[0]), flush=True)  # one line in, one line out
         n += 1
     return {"sentences": n}

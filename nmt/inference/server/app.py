@@ -217,7 +217,7 @@ async def handle_translate(request: Request, decoding: Decoding):
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in err.errors()]) from None
         try:
             texts, options = read_request(req, decoding)
-            routes, detected = decoding.routes(texts, req.source, req.target)
+            routes, detected = await decoding.routes(texts, req.source, req.target)
             results = await decoding.translate_routed(texts, routes, options, bool(req.attention),
                                                       request.is_disconnected)
         except RequestProblem as problem:
@@ -341,8 +341,10 @@ def serve(cfg) -> None:
         print(warning, file=sys.stderr, flush=True)
     for m in pairs.models:
         t = m.translator
-        print(f"serve: {m.key if not pairs.open else 'model'}: {m.name} ({t.info.get('quantize')} weights, "
-              f"{t.options.kind} search)", file=sys.stderr, flush=True)
+        weights = "int8 weights, " if t.info.get("quantize") == "int8" else ""
+        calibrated = "with" if t.calibration else "no"
+        print(f"serve: {m.key if not pairs.open else 'model'}: {m.name} ({weights}{t.options.kind} search, "
+              f"{calibrated} confidence)", file=sys.stderr, flush=True)
     if pairs.pivot_pairs():
         print(f"serve: through English: {', '.join(pair_key(s, t) for s, t in pairs.pivot_pairs())}",
               file=sys.stderr, flush=True)

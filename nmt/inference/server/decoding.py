@@ -83,11 +83,11 @@ class Decoding:
 
     # ------------------------------------------------------------------ which models
 
-    def routes(self, detect_texts: list[str], source: str | None, target: str | None
-               ) -> tuple[list[list[PairModel]], list[tuple[str, float]] | None]:
-        """Per text, the models that translate it; with source=auto also the guessed language.
-        No source and no target: the server's first pair. RequestProblem(400) for an unknown pair
-        (with the pairs served)."""
+    async def routes(self, detect_texts: list[str], source: str | None, target: str | None
+                     ) -> tuple[list[list[PairModel]], list[tuple[str, float]] | None]:
+        """Per text, the models that translate it; with source=auto also the guessed language
+        (guessed off the event loop). No source and no target: the server's first pair.
+        RequestProblem(400) for an unknown pair (with the pairs served)."""
         if source is None and target is None:
             return [[self.pairs.default]] * len(detect_texts), None
         if not source or not target:
@@ -101,9 +101,10 @@ class Decoding:
                                           f"{', '.join(self.pairs.served)})", pairs=self.pairs.served)
             if self.pairs.open:
                 detected = [(self.pairs.default.src, 0.0)] * len(detect_texts)
+            elif self.guesser is None:
+                detected = [(candidates[0], 0.0)] * len(detect_texts)
             else:
-                detected = [self.guesser.guess(t, candidates) if self.guesser else (candidates[0], 0.0)
-                            for t in detect_texts]
+                detected = await asyncio.to_thread(lambda: [self.guesser.guess(t, candidates) for t in detect_texts])
         try:
             routes = [self.pairs.route(d[0] if detected else source, target)
                       for d in (detected or [None] * len(detect_texts))]

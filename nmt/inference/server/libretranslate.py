@@ -160,14 +160,13 @@ async def libre_translate(decoding, payload: dict, client_gone=None) -> dict:
                                f"{limit} (serve.max_chars x serve.max_sentences)")
     documents = await asyncio.to_thread(lambda: [html_text_nodes(t) for t in req.texts]) if req.html else None
     plain = [" ".join(c for is_text, c in parts if is_text) for parts in documents] if documents else req.texts
+    nodes = [c for parts in documents for is_text, c in parts if is_text] if documents else req.texts
     try:
-        routes, detected = decoding.routes(plain, req.source, req.target)
-        if documents:  # every text node goes the way of its document
-            node_routes = [r for parts, r in zip(documents, routes) for is_text, _ in parts if is_text]
-            nodes = [c for parts in documents for is_text, c in parts if is_text]
-        else:
-            node_routes, nodes = routes, req.texts
-        decoding.check_texts(nodes or [""])
+        decoding.check_texts(nodes or [""])  # within the limits before anything reads them
+        routes, detected = await decoding.routes(plain, req.source, req.target)
+        # every text node goes the way of its document
+        node_routes = [r for parts, r in zip(documents, routes) for is_text, _ in parts if is_text] if documents \
+            else routes
         n_best = req.alternatives + 1
         options = decoding.options(max(n_best, decoding.pairs.default.translator.options.beam_size), n_best)
         results = await decoding.translate_routed([s.strip() for s in nodes], node_routes, options,
