@@ -25,16 +25,10 @@ import zipfile
 from pathlib import Path
 
 from nmt.interop.ctranslate2_model import DEFAULT_MAX_POSITIONS, ExportError, check_exportable, write_ctranslate2
+from nmt.languages import language_name
 from nmt.runs.checkpoint import Checkpoint
 
 ARGOS_VERSION = "1.9.0"  # the package format version Argos Translate 1.9-1.11 read
-# English names for the codes Argos Translate's own index uses (its `from_name`/`to_name`)
-LANGUAGE_NAMES = {
-    "ar": "Arabic", "cs": "Czech", "da": "Danish", "de": "German", "el": "Greek", "en": "English",
-    "es": "Spanish", "fi": "Finnish", "fr": "French", "hu": "Hungarian", "it": "Italian", "ja": "Japanese",
-    "ko": "Korean", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ro": "Romanian", "ru": "Russian",
-    "sk": "Slovak", "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
-}
 
 
 def package_name(from_code: str, to_code: str) -> str:
@@ -63,8 +57,8 @@ def check_packageable(ckpt: Checkpoint) -> tuple[str, str]:
 
 def metadata(src: str, tgt: str, version: str) -> dict:
     return {"package_version": version, "argos_version": ARGOS_VERSION, "type": "translate",
-            "from_code": src, "from_name": LANGUAGE_NAMES.get(src, src),
-            "to_code": tgt, "to_name": LANGUAGE_NAMES.get(tgt, tgt), "links": []}
+            "from_code": src, "from_name": language_name(src),
+            "to_code": tgt, "to_name": language_name(tgt), "links": []}
 
 
 def write_blank_spacy(code: str, folder: Path) -> None:
@@ -83,7 +77,7 @@ def write_blank_spacy(code: str, folder: Path) -> None:
 
 
 def package_readme(src: str, tgt: str, name: str, card: str) -> str:
-    return f"""# {LANGUAGE_NAMES.get(src, src)} -> {LANGUAGE_NAMES.get(tgt, tgt)}, trained with nmt
+    return f"""# {language_name(src)} -> {language_name(tgt)}, trained with nmt
 
 A Transformer trained with nmt (`python -m nmt.train model=transformer`),
 exported with `python -m nmt.export export.format=argos`. The translation model is a CTranslate2

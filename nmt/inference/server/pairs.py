@@ -14,14 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nmt.config.rules import ConfigError
+from nmt.languages import language_name
 
 PIVOT = "en"
-
-LANGUAGE_NAMES = {  # ISO 639-1 codes LibreTranslate clients show by name; others show the code
-    "ar": "Arabic", "cs": "Czech", "de": "German", "en": "English", "es": "Spanish", "fr": "French",
-    "it": "Italian", "ja": "Japanese", "nl": "Dutch", "pl": "Polish", "pt": "Portuguese", "ru": "Russian",
-    "tr": "Turkish", "uk": "Ukrainian", "zh": "Chinese",
-}
 
 
 @dataclass
@@ -101,7 +96,7 @@ class Pairs:
                 if code not in codes:
                     codes.append(code)
         reach = {c: [t for s, t in (k.split("-", 1) for k in self.served) if s == c] for c in codes}
-        return [{"code": c, "name": LANGUAGE_NAMES.get(c, c), "targets": reach[c]} for c in codes]
+        return [{"code": c, "name": language_name(c), "targets": reach[c]} for c in codes]
 
 
 class LanguageGuesser:
