@@ -7,7 +7,7 @@ DEMO_MINUTES ?= 10
 DEMO_DIR ?= outputs/demo
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test test-browser test-libretranslate docs bench bench-scale
+.PHONY: setup demo test test-tutorials test-browser test-libretranslate docs bench bench-scale
 setup: $(VENV)/.installed
 
 # torch==2.13.0 first: the CPU build on this machine's disk, not a multi-GB CUDA build
@@ -29,6 +29,11 @@ demo: setup
 # TEST_WORKERS processes (pytest-xdist); an idle worker takes tests from a busy one's queue
 test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+# the notebooks under tutorials/, each executed in a Jupyter kernel (CI runs this after `make test`),
+# one after the other: two notebooks training side by side on 2 cores take 7x as long (threads)
+test-tutorials: setup
+	$(BIN)/python -m pytest -m tutorials tests/tutorials --durations=0
 
 # the page at GET / of nmt.serve in headless Chromium (Debian's package, installed here when
 # missing: needs root) driven by Playwright; the screenshots are left in pytest's tmp folders
