@@ -14,10 +14,10 @@
 import matplotlib.pyplot as plt
 import torch
 
+from nmt import Translator
 from nmt.analysis.gradients import gate_saturation, gradient_norms, same_length_sources
 from nmt.data.collate import ArrowPairs, collate
 from nmt.data.store import load_prepared
-from nmt import Translator
 from nmt.model import build_model
 from tutorial import config, prepare_slice, train_small, workdir
 
