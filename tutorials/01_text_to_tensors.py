@@ -3,8 +3,8 @@
 #
 # A neural network reads numbers, not words. This notebook follows real Multi30k sentences
 # through nmt's `prepare` stage: a **word vocabulary** (`word2idx`) built with a minimum
-# frequency, **UNK** for words it does not hold, **SOS/EOS** around each target, **max_len**
-# and what it drops, then the same sentences in **SentencePiece** pieces, and how often each
+# frequency, **UNK** for words it does not hold, **SOS/EOS** around each target, the length
+# limits and what they drop, then the same sentences in **SentencePiece** pieces, and how often each
 # vocabulary meets an unknown word on val.
 #
 # nmt's code: `nmt/data/vocab.py` (the vocabularies), `nmt/data/prepare.py` (the stage),
@@ -69,16 +69,18 @@ print("target pieces:", tgt_vocab.pieces(row["tgt_ids"]))
 print(f"vocab sizes: source {src_vocab.size}, target {tgt_vocab.size}")
 
 # %% [markdown]
-# `preprocess.max_len` drops training pairs longer than that many tokens on either side
-# (validation and test keep every pair). How many would each limit drop?
+# Two length limits: `preprocess.max_words` (default 100) drops a *training* pair whose longer
+# side has more words than that (val and test keep every pair: a score must cover them all),
+# and `preprocess.max_len` (default 128) cuts any sentence's ids to that many. How many training
+# pairs would a tighter word limit drop?
 
 # %%
-lengths = [max(len(tokenize_words(de)), len(tokenize_words(en))) for de, en in pairs]
-for max_len in (10, 15, 20, 30, 50):
-    dropped = sum(n > max_len for n in lengths)
-    print(f"max_len={max_len:3d}: drops {dropped:5d} of {len(lengths)} pairs ({100 * dropped / len(lengths):.1f}%)")
+lengths = [max(len(de.split()), len(en.split())) for de, en in pairs]
+for max_words in (10, 15, 20, 30, 50):
+    dropped = sum(n > max_words for n in lengths)
+    print(f"max_words={max_words:3d}: drops {dropped:5d} of {len(lengths)} pairs ({100 * dropped / len(lengths):.1f}%)")
 plt.hist(lengths, bins=range(0, 45), color="#4a78b5")
-plt.xlabel("tokens in the longer side of a pair")
+plt.xlabel("words in the longer side of a pair")
 plt.ylabel("pairs")
 plt.title("Multi30k training pairs by length")
 plt.show()
