@@ -10,11 +10,21 @@ own `train` stage, all in a temporary folder of the notebook's own (nothing is d
 from __future__ import annotations
 
 import gzip
-import os
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars are for terminals, not notebooks
+import tqdm  # noqa: E402
+
+_tqdm_init = tqdm.tqdm.__init__
+
+
+def _quiet_tqdm(self, *args, **kwargs):
+    kwargs["disable"] = True
+    _tqdm_init(self, *args, **kwargs)
+
+
+# progress bars are for terminals, not notebooks: every tqdm bar nmt opens from here on is off
+tqdm.tqdm.__init__ = _quiet_tqdm
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
