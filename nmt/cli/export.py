@@ -102,6 +102,8 @@ def calibration_of(source: Path, ckpt) -> bytes | None:
     from nmt.inference.confidence import Calibration, calibration_file, weights_fingerprint
 
     path = calibration_file([source])
+    if not path.is_file():
+        return None
     return path.read_bytes() if Calibration.load(path, [weights_fingerprint(ckpt.weights)]) else None
 
 

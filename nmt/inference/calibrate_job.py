@@ -85,7 +85,7 @@ def plot(confidence: list[float | None], sentence_chrf: np.ndarray, path: Path, 
 
 def calibrate_job(cfg, run_dir: Path) -> dict:
     """Fit and store the confidence of `cfg.ckpt`; the report on `cfg.calibrate.report_split`."""
-    tr = Translator.from_config(cfg)
+    tr = Translator.from_config(cfg, fingerprint=True)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     ccfg = cfg.calibrate

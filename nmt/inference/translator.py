@@ -180,7 +180,7 @@ class Translator:
     @classmethod
     def from_checkpoint(cls, path: str | Path | Sequence[str | Path], decode: Any = "beam", device: str = "cpu",
                         quantize: str | None = None, max_tokens: int = 4000, max_params: int = MAX_PARAMS,
-                        split_sentences: bool = True, **decode_overrides) -> "Translator":
+                        split_sentences: bool = True, fingerprint: bool = False, **decode_overrides) -> "Translator":
         """Load `path`, a checkpoint file, a model folder (nmt.export) or a training run dir (the
         checkpoint it recommends: best.pt or avg.pt; its members' for `train.members=N`), verified (no code runs, content hash,
         finite weights), for inference. A list of several: an ensemble
@@ -191,7 +191,8 @@ class Translator:
         left unset is the one nmt.train chose on val and stored in the checkpoint (1.0 if none).
         `quantize="int8"`: int8 weights on the CPU. `max_params`: the largest model a file may
         describe (measured before anything is allocated). `split_sentences=False`: each text is
-        taken as one sentence."""
+        taken as one sentence. The weights are hashed (`fingerprints`, what a confidence
+        calibration is fitted for) when a calibration file is there or `fingerprint=True`."""
         from nmt.model.ensemble import Ensemble
         from nmt.runs.model_folder import read_model
         from nmt.runs.run_folder import run_checkpoints
@@ -215,8 +216,9 @@ class Translator:
         options = with_length_penalty(search_options(decode, **decode_overrides), tuned_length_penalty(ckpts))
         translator = cls(model, src_vocab, tgt_vocab, ckpt.preprocess, options, device, max_tokens, info,
                          ckpt.prepared.get("dir"), ckpt.vocab_fingerprint(), split_sentences)
-        translator.fingerprints = [weights_fingerprint(c.weights) for c in ckpts]
         translator.calibration_path = calibration_file(paths)
+        if fingerprint or translator.calibration_path.is_file():  # hashing a large model's weights takes time
+            translator.fingerprints = [weights_fingerprint(c.weights) for c in ckpts]
         translator.calibration = Calibration.load(translator.calibration_path, translator.fingerprints)
         translator.info["confidence"] = translator.calibration.meta if translator.calibration else None
         return translator
@@ -235,7 +237,7 @@ class Translator:
         return cls.from_checkpoint(folder, decode, device, quantize, **options)
 
     @classmethod
-    def from_config(cls, cfg, ckpt: Any = None) -> "Translator":
+    def from_config(cls, cfg, ckpt: Any = None, fingerprint: bool = False) -> "Translator":
         """The Translator for `ckpt=` (or `ckpt`) with the `decode` group's options (decode.quantize
         included), on CUDA when there is one and train.device allows it (not for int8)."""
         paths = ckpt_list(cfg.ckpt if ckpt is None else ckpt)
@@ -244,7 +246,8 @@ class Translator:
         quantize = Quantize(cfg.decode.quantize)
         cuda = torch.cuda.is_available() and cfg.train.device != "cpu" and quantize == Quantize.none
         return cls.from_checkpoint(paths, cfg.decode, "cuda" if cuda else "cpu", str(quantize),
-                                   max_params=cfg.max_params, split_sentences=cfg.translate.split_sentences)
+                                   max_params=cfg.max_params, split_sentences=cfg.translate.split_sentences,
+                                   fingerprint=fingerprint)
 
     # ------------------------------------------------------------------ text in, text out
 
