@@ -126,19 +126,38 @@ def test_torchrun_rank_0_failing_after_training_fails_every_rank_without_a_hang(
 
 def torchrun_two_nodes(prepared, run_dir, *extra):
     """Two "nodes" of one process each, as on two machines: two torchrun agents that meet through
-    the c10d rendezvous on 127.0.0.1 (gloo). Returns their (returncode, stderr)."""
+    the c10d rendezvous on 127.0.0.1 (gloo). As on two machines, one of them hosts the rendezvous
+    store (is_host: on one machine both would match the endpoint and race to bind it) and each
+    names its own address (--local-addr, not a lookup of the host name). Returns their
+    (returncode, stderr); a run that does not end in 240 s fails with both agents' stderr."""
     port = free_port()
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
-           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test-{port}",
-           "-m", "nmt.train", f"prepared_dir={prepared}", *TINY_MODEL, *extra, f"hydra.run.dir={run_dir}"]
+
+    def command(node: int) -> list[str]:
+        return [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+                "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test-{port}",
+                f"--rdzv-conf=is_host={int(node == 0)},join_timeout=120", "--local-addr=127.0.0.1",
+                "-m", "nmt.train", f"prepared_dir={prepared}", *TINY_MODEL, *extra, f"hydra.run.dir={run_dir}"]
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    nodes = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    nodes = [subprocess.Popen(command(node), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True) for node in range(2)]  # a kill takes the worker too
     try:
         return [(n.wait(timeout=240), n.stderr.read()) for n in nodes]
+    except subprocess.TimeoutExpired:
+        for n in nodes:
+            kill_group(n)
+        errs = "\n\n".join(f"node {i} stderr:\n{n.communicate()[1][-4000:]}" for i, n in enumerate(nodes))
+        pytest.fail(f"two-node torchrun did not finish in 240 s\n{errs}")
     finally:
         for n in nodes:
-            n.kill()
+            kill_group(n)
+
+
+def kill_group(process):
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 MULTI_NODE = ["model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=false",
