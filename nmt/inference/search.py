@@ -102,9 +102,15 @@ def beam_search(model, src: torch.Tensor, src_lengths: torch.Tensor, beam_size: 
         if return_attention and weights is not None:
             w = weights[:, -1].unsqueeze(1)
             attn_hist = w if attn_hist is None else torch.cat([attn_hist, w], 1)
-        cand = (scores.view(-1, 1) + logp).view(n, K * V)
-        top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=-1)  # (n, 2K)
-        beam_of, tok_of = top_idx // V, top_idx % V
+        # the best 2K continuations of a sentence are among the best 2K of each of its beams: rank
+        # each beam's pieces first (topk over V), then the K * 2K candidates; the same scores as
+        # ranking all K * V, without adding the beam scores to every piece (a third of a step's time
+        # for a small model)
+        row_k = min(2 * K, V)
+        row_top, row_tok = logp.topk(row_k, dim=-1)  # (n*K, row_k)
+        cand = (scores.view(-1, 1) + row_top).view(n, K * row_k)
+        top_scores, top_pos = cand.topk(min(2 * K, K * row_k), dim=-1)  # (n, 2K)
+        beam_of, tok_of = top_pos // row_k, row_tok.view(n, K * row_k).gather(1, top_pos)
         is_eos = tok_of == EOS_ID
         length = t + 1
         done_sentences = []
