@@ -12,9 +12,10 @@ from pathlib import Path
 from nmt.cli.wrapper import entry_point
 
 
-def run(cfg, run_dir: Path):
+def run(cfg, run_dir: Path, replace: dict | None = None):
     """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return its RunSummary.
-    train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members)."""
+    train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members), each
+    given the command line's overrides with the keys of `replace` set to its values."""
     from nmt.training.members import check_members
     from nmt.training.trainer import Trainer
 
@@ -24,7 +25,9 @@ def run(cfg, run_dir: Path):
 
         from nmt.training.members import train_members
 
-        return train_members(cfg, run_dir, list(HydraConfig.get().overrides.task))
+        replace = replace or {}
+        overrides = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in replace]
+        return train_members(cfg, run_dir, overrides + [f"{k}={v}" for k, v in replace.items()])
 
     return Trainer(cfg, run_dir).fit()  # under torchrun, every rank leaves the process group together
 

@@ -128,3 +128,8 @@ class Ct2Quantization(StrEnum):
     int8 = "int8"
     int16 = "int16"
     float16 = "float16"
+
+
+class DistillMix(StrEnum):
+    teacher = "teacher"  # the student learns the teacher's translations only (Kim and Rush 2016)
+    both = "both"  # the teacher's translations and the original targets, each pair once

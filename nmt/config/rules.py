@@ -111,6 +111,10 @@ def check_rules(cfg) -> None:
     if not isinstance(cfg.ckpt, (str, list, tuple)) and not OmegaConf.is_list(cfg.ckpt):
         raise ConfigError(f"ckpt={cfg.ckpt!r}: a checkpoint path, or a list of them for an ensemble. "
                           "Fix: ckpt=RUN/checkpoints/best.pt or ckpt=[A.pt,B.pt]")
+    teacher = cfg.distill.teacher
+    if not isinstance(teacher, (str, list, tuple)) and not OmegaConf.is_list(teacher):
+        raise ConfigError(f"distill.teacher={teacher!r}: a run dir, checkpoint or model folder, or a list of them "
+                          "for an ensemble. Fix: distill.teacher=RUN_DIR or distill.teacher=[A.pt,B.pt]")
     tokenize = cfg.scoring.tokenize
     if tokenize is not None:
         from sacrebleu.metrics import BLEU

@@ -19,8 +19,8 @@ from typing import Any, Callable, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from nmt.config.choices import (Arch, AttentionKind, BatchKind, Cell, Ct2Quantization, DataKind, Device, ExportFormat,
-                                LogLevel, Metric, Normalization, OptimizerKind, Oversized, Precision, Quantize, Schedule, SearchKind, SpmModelType,
+from nmt.config.choices import (Arch, AttentionKind, BatchKind, Cell, Ct2Quantization, DataKind, Device, DistillMix,
+                                ExportFormat, LogLevel, Metric, Normalization, OptimizerKind, Oversized, Precision, Quantize, Schedule, SearchKind, SpmModelType,
                                 StopMetric, VocabKind)
 
 # conf/ beside the package: an absolute path, so `python -m nmt.X` and the nmt-X console scripts
@@ -378,6 +378,26 @@ class CalibrateConfig:
 
 
 @dataclass
+class DistillConfig:
+    """nmt.distill: a teacher translates the training source (beam search), a student learns its output."""
+
+    teacher: Any = setting("", doc="the teacher: a run dir (a train.members run: its members together), a "
+                                   "checkpoint, a model folder, or a list of them (an ensemble)")
+    beam_size: int = setting(5, at_least(1), "the teacher's beam over the training source (1: greedy)")
+    length_penalty: Optional[float] = setting(None, doc="the teacher's length penalty; null = the one its "
+                                                        "training chose on val")
+    mix: DistillMix = setting(DistillMix.teacher, doc="the student's targets: the teacher's translations only, "
+                                                      "or both them and the original targets")
+    dir: str = setting("${prepared_dir}_distilled", doc="where the teacher's translations and the distilled "
+                                                         "datasets are kept, each keyed by the teacher's weights "
+                                                         "and the search")
+    chunk: int = setting(1000, at_least(1), "sentences translated between two saves (an interrupted pass "
+                                            "continues from the last save)")
+    train: bool = setting(True, doc="train the student after building the data; false: build the data, "
+                                    "print its prepared_dir, stop")
+
+
+@dataclass
 class DiagnoseConfig:
     """nmt.diagnose: gradients through time on real sentences."""
 
@@ -409,6 +429,7 @@ class Config:
     average: AverageConfig = field(default_factory=AverageConfig)
     diagnose: DiagnoseConfig = field(default_factory=DiagnoseConfig)
     calibrate: CalibrateConfig = field(default_factory=CalibrateConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     prepared_dir: str = setting("data/${data.name}_${data.src_lang}-${data.tgt_lang}_${vocab.kind}",
                                 doc="where prepare writes and train reads the encoded dataset")

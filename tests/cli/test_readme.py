@@ -21,6 +21,8 @@ SHRINK = {  # program -> overrides appended to the README's command
     "prepare": ["vocab=word"],
     "train": ["vocab=word", *TINY_MODEL, "train.max_steps=6", "train.checkpoint_every=2", "train.val_bleu=false",
               "train.early_stopping_metric=loss", "train.length_penalties=[]"],
+    "distill": ["vocab=word", *TINY_MODEL, "train.max_steps=4", "train.val_bleu=false", "train.early_stopping_metric=loss",
+                "train.length_penalties=[]", "distill.beam_size=2", "decode.max_len_b=3"],
     "translate": ["vocab=word", "decode.max_len_b=3"],
     "evaluate": [],
     "calibrate": ["vocab=word", "decode.max_len_b=3"],
