@@ -1,5 +1,5 @@
 """`nmt.distill`: sequence-level knowledge distillation. The teacher translates the training source
-with beam search (nmt.training.distillation), then a student (the model and train groups, as for
+with beam search (nmt.training.distilled_data), then a student (the model and train groups, as for
 nmt.train) is trained on those translations.
 
     python -m nmt.distill distill.teacher=RUN_DIR [model.hidden_dim=128] [train.max_minutes=30]
@@ -18,7 +18,7 @@ def run(cfg, run_dir: Path):
     """Build (or reuse) the distilled data, then train the student in `run_dir` on it; return
     the student's RunSummary (None with distill.train=false)."""
     from nmt.config.rules import ConfigError
-    from nmt.training.distillation import build_distilled_data
+    from nmt.training.distilled_data import build_distilled_data
     from nmt.training.distributed import launched_by_torchrun
 
     if launched_by_torchrun():
@@ -28,13 +28,16 @@ def run(cfg, run_dir: Path):
     print(f"distill: the student's data: prepared_dir={distilled.prepared_dir}", file=sys.stderr)
     if not cfg.distill.train:
         return None
-    from nmt.cli.train import run as train
+    from hydra.core.hydra_config import HydraConfig
+
+    from nmt.training.members import train_run
 
     cfg.prepared_dir = str(distilled.prepared_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "distill.json").write_text(json.dumps(
         {**distilled.info, "distilled_prepared_dir": str(distilled.prepared_dir.resolve())}, indent=2) + "\n")
-    return train(cfg, run_dir, replace={"prepared_dir": cfg.prepared_dir})  # members train on it too
+    overrides = list(HydraConfig.get().overrides.task) if cfg.train.members > 1 else []  # what members are given
+    return train_run(cfg, run_dir, overrides, replace={"prepared_dir": cfg.prepared_dir})  # members train on it too
 
 
 main = entry_point("distill", run)

@@ -12,24 +12,15 @@ from pathlib import Path
 from nmt.cli.wrapper import entry_point
 
 
-def run(cfg, run_dir: Path, replace: dict | None = None):
+def run(cfg, run_dir: Path):
     """Train as `cfg` says, writing checkpoints and metrics under `run_dir`; return its RunSummary.
-    train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members), each
-    given the command line's overrides with the keys of `replace` set to its values."""
-    from nmt.training.members import check_members
-    from nmt.training.trainer import Trainer
+    train.members=N > 1: N member runs side by side under `run_dir` (nmt.training.members)."""
+    from hydra.core.hydra_config import HydraConfig
 
-    check_members(cfg)
-    if cfg.train.members > 1:
-        from hydra.core.hydra_config import HydraConfig
+    from nmt.training.members import train_run
 
-        from nmt.training.members import train_members
-
-        replace = replace or {}
-        overrides = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") not in replace]
-        return train_members(cfg, run_dir, overrides + [f"{k}={v}" for k, v in replace.items()])
-
-    return Trainer(cfg, run_dir).fit()  # under torchrun, every rank leaves the process group together
+    members_overrides = list(HydraConfig.get().overrides.task) if cfg.train.members > 1 else []  # what members are given
+    return train_run(cfg, run_dir, members_overrides)
 
 
 main = entry_point("train", run)

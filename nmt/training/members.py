@@ -120,6 +120,20 @@ def check_members(cfg) -> None:
                           "by one. Fix: python -m nmt.train train.resume=RUN_DIR/member_K, then its other members")
 
 
+def train_run(cfg, run_dir: Path, task_overrides: list[str], replace: dict | None = None) -> RunSummary:
+    """Train as `cfg` says under `run_dir` and return its RunSummary: one Trainer, or with
+    train.members=N > 1 N member processes given `task_overrides` (the command line's) with the
+    keys of `replace` set to its values (nmt.distill: prepared_dir= the distilled folder)."""
+    from nmt.training.trainer import Trainer
+
+    check_members(cfg)
+    if cfg.train.members > 1:
+        replace = replace or {}
+        kept = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") not in replace]
+        return train_members(cfg, run_dir, kept + [f"{k}={v}" for k, v in replace.items()])
+    return Trainer(cfg, run_dir).fit()  # under torchrun, every rank leaves the process group together
+
+
 def train_members(cfg, run_dir: Path, task_overrides: list[str]) -> RunSummary:
     """Train cfg.train.members members under `run_dir`, score their ensemble on val with the
     decode group's search, write `run_dir/train_summary.json` naming them, and return it."""

@@ -16,7 +16,7 @@ from nmt.data.store import load_prepared, split_table
 from nmt.inference.translator import Translator
 from nmt.runs.checkpoint import Checkpoint
 from nmt.runs.run_folder import recommended_checkpoint
-from nmt.training.distillation import DistillError, build_distilled_data
+from nmt.training.distilled_data import DistillError, build_distilled_data
 
 PASS = ["distill.beam_size=2"]
 STUDENT = [*TINY_MODEL, "train.max_steps=3", "train.val_bleu=false", "train.early_stopping_metric=loss",
