@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import datasets
 import pytest
@@ -124,33 +125,55 @@ def test_torchrun_rank_0_failing_after_training_fails_every_rank_without_a_hang(
     assert "IsADirectoryError" in r.stderr and "terminate called" not in r.stderr
 
 
-def torchrun_two_nodes(prepared, run_dir, *extra):
+def torchrun_two_nodes(prepared, run_dir, *extra, timeout: int = 120) -> tuple[list[tuple[int, str]], bool]:
     """Two "nodes" of one process each, as on two machines: two torchrun agents that meet through
     the c10d rendezvous on 127.0.0.1 (gloo). As on two machines, one of them hosts the rendezvous
     store (is_host: on one machine both would match the endpoint and race to bind it) and each
-    names its own address (--local-addr, not a lookup of the host name). Returns their
-    (returncode, stderr); a run that does not end in 240 s fails with both agents' stderr."""
+    names its own address (--local-addr, not a lookup of the host name). Returns each agent's
+    (returncode, stderr) and whether the launch hung (killed, with its workers, after `timeout` s)."""
     port = free_port()
 
     def command(node: int) -> list[str]:
         return [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
                 "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}", f"--rdzv-id=test-{port}",
-                f"--rdzv-conf=is_host={int(node == 0)},join_timeout=120", "--local-addr=127.0.0.1",
+                f"--rdzv-conf=is_host={int(node == 0)},join_timeout=60", "--local-addr=127.0.0.1",
                 "-m", "nmt.train", f"prepared_dir={prepared}", *TINY_MODEL, *extra, f"hydra.run.dir={run_dir}"]
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     nodes = [subprocess.Popen(command(node), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                               text=True, start_new_session=True) for node in range(2)]  # a kill takes the worker too
+    deadline, hung = time.monotonic() + timeout, False
     try:
-        return [(n.wait(timeout=240), n.stderr.read()) for n in nodes]
-    except subprocess.TimeoutExpired:
         for n in nodes:
-            kill_group(n)
-        errs = "\n\n".join(f"node {i} stderr:\n{n.communicate()[1][-4000:]}" for i, n in enumerate(nodes))
-        pytest.fail(f"two-node torchrun did not finish in 240 s\n{errs}")
+            n.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        hung = True
     finally:
         for n in nodes:
             kill_group(n)
+    return [(n.wait(), n.communicate()[1]) for n in nodes], hung
+
+
+# A worker aborted inside torch (gloo's C++ threads: "terminate called without an active exception",
+# SIGABRT) while its peer waits forever: about 1 two-agent launch in 50 on this 2-core box under
+# load (2026-12-04), never from an error nmt raises.
+TORCH_ABORT = ("terminate called", "Signal 6 (SIGABRT)")
+
+
+def two_node_run(prepared, run_dir, *extra):
+    """`torchrun_two_nodes` into `run_dir`; the run folder it completed. Retried once, in a fresh
+    folder, when a worker was aborted inside torch or the launch hung (with a warning carrying
+    both agents' stderr); any other failure fails the test at once."""
+    for attempt in range(2):
+        target = run_dir if attempt == 0 else run_dir.with_name(f"{run_dir.name}_again")
+        results, hung = torchrun_two_nodes(prepared, target, *extra)
+        if not hung and all(rc == 0 for rc, _ in results):
+            return target
+        errs = "\n\n".join(f"node {i} (exit {rc}) stderr:\n{err[-3000:]}" for i, (rc, err) in enumerate(results))
+        if attempt == 0 and (hung or any(m in err for _, err in results for m in TORCH_ABORT)):
+            warnings.warn(f"two-node torchrun {'hung' if hung else 'lost a worker to SIGABRT'}; retrying once\n{errs}")
+            continue
+        pytest.fail(f"two-node torchrun into {target} {'hung' if hung else 'failed'}\n{errs}")
 
 
 def kill_group(process):
@@ -167,15 +190,15 @@ MULTI_NODE = ["model.dropout=0.3", "train.checkpoint_every=3", "train.val_bleu=f
 def test_two_nodes_train_and_resume_exactly(tiny_prepared, tmp_path):
     """torchrun --nnodes=2: rank 0 alone writes; a run stopped and resumed on two nodes ends with the
     weights of one never stopped (each rank resumes with its own RNG states: dropout differs per rank)."""
-    for name, steps, resume in (("straight", 8, []), ("part", 4, []), ("resumed", 8, [f"train.resume={tmp_path / 'part'}"])):
-        for rc, err in torchrun_two_nodes(tiny_prepared, tmp_path / name, *MULTI_NODE, f"train.max_steps={steps}", *resume):
-            assert rc == 0, err[-3000:]
-    part = Checkpoint.load(tmp_path / "part/checkpoints/last.pt")
+    straight = two_node_run(tiny_prepared, tmp_path / "straight", *MULTI_NODE, "train.max_steps=8")
+    part_dir = two_node_run(tiny_prepared, tmp_path / "part", *MULTI_NODE, "train.max_steps=4")
+    resumed = two_node_run(tiny_prepared, tmp_path / "resumed", *MULTI_NODE, "train.max_steps=8",
+                           f"train.resume={part_dir}")
+    part = Checkpoint.load(part_dir / "checkpoints/last.pt")
     assert part.progress["step"] == 4 and len(part.training.rng_per_rank) == 2
     assert not torch.equal(part.training.rng_per_rank[0]["torch"], part.training.rng_per_rank[1]["torch"])
-    assert_same_weights(weights(tmp_path / "straight/checkpoints/last.pt"),
-                        weights(tmp_path / "resumed/checkpoints/last.pt"))
-    assert sorted(p.name for p in (tmp_path / "straight/checkpoints").iterdir()) == \
+    assert_same_weights(weights(straight / "checkpoints/last.pt"), weights(resumed / "checkpoints/last.pt"))
+    assert sorted(p.name for p in (straight / "checkpoints").iterdir()) == \
         ["avg.pt", "best.pt", "last.pt", "step_00000003.pt", "step_00000006.pt", "step_00000008.pt"]
 
 
