@@ -42,12 +42,15 @@ def target_ids(pieces: list[list[int]], max_len: int) -> list[list[int]]:
 def encode_chunk(src_vocab: Vocab, tgt_vocab: Vocab, src: list[str], tgt: list[str],
                  max_len: int) -> pa.RecordBatch:
     """One chunk of cleaned pairs -> an Arrow record batch with ids and lengths."""
-    s = encode_source(src_vocab, src, max_len)
-    t = encode_target(tgt_vocab, tgt, max_len)
+    return pairs_batch(encode_source(src_vocab, src, max_len), encode_target(tgt_vocab, tgt, max_len), src, tgt)
+
+
+def pairs_batch(src_ids: list[list[int]], tgt_ids: list[list[int]], src: list[str], tgt: list[str]) -> pa.RecordBatch:
+    """Stored pairs (ids as stored, their lengths, the texts) as an Arrow record batch of SCHEMA."""
     return pa.RecordBatch.from_arrays(
-        [pa.array(s, type=pa.list_(pa.int32())), pa.array(t, type=pa.list_(pa.int32())),
-         pa.array(map(len, s), type=pa.int32(), size=len(s)),
-         pa.array(map(len, t), type=pa.int32(), size=len(t)),
+        [pa.array(src_ids, type=pa.list_(pa.int32())), pa.array(tgt_ids, type=pa.list_(pa.int32())),
+         pa.array(map(len, src_ids), type=pa.int32(), size=len(src_ids)),
+         pa.array(map(len, tgt_ids), type=pa.int32(), size=len(tgt_ids)),
          pa.array(src, type=pa.string()), pa.array(tgt, type=pa.string())],
         schema=SCHEMA,
     )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from nmt.config.choices import DistillMix, SearchKind
 from nmt.config.rules import ConfigError, ckpt_list
-from nmt.data.encode import SCHEMA, target_ids
+from nmt.data.encode import SCHEMA, pairs_batch, target_ids
 from nmt.data.store import (FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, PreparedDataError,
                             PreparedMeta, load_prepared, split_table, write_split_index)
 from nmt.errors import NmtError
@@ -200,7 +200,6 @@ def assemble(out: Path, prepared: Path, data, meta: PreparedMeta, table, pass_di
              record: dict, seconds: float) -> dict:
     """Write the prepared folder `out`: train from the teacher's output (and, mix=both, the original
     pairs not identical to it); vocab/, valid, test and the rest as in `prepared`."""
-    import pyarrow as pa
 
     from nmt.data.vocab import load_vocabs
 
@@ -242,12 +241,7 @@ def assemble(out: Path, prepared: Path, data, meta: PreparedMeta, table, pass_di
         writer = ArrowSplitWriter(tmp / "train", SCHEMA)
         step = 10_000
         for i in range(0, len(rows["src_ids"]), step):
-            s, t = rows["src_ids"][i:i + step], rows["tgt_ids"][i:i + step]
-            batch = pa.RecordBatch.from_arrays(
-                [pa.array(s, type=pa.list_(pa.int32())), pa.array(t, type=pa.list_(pa.int32())),
-                 pa.array([len(x) for x in s], type=pa.int32()), pa.array([len(x) for x in t], type=pa.int32()),
-                 pa.array(rows["src_text"][i:i + step], type=pa.string()),
-                 pa.array(rows["tgt_text"][i:i + step], type=pa.string())], schema=SCHEMA)
+            batch = pairs_batch(*(rows[k][i:i + step] for k in ("src_ids", "tgt_ids", "src_text", "tgt_text")))
             writer.write(batch)
             hist["src"].add(batch.column("src_len").to_numpy())
             hist["tgt"].add(batch.column("tgt_len").to_numpy())
