@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.config.rules import ConfigError
-from nmt.model.dropout import drop_tokens
+from nmt.model.dropout import Dropout, drop_tokens
 from nmt.model.interface import Memory, State
 from nmt.model.loss import smoothed_cross_entropy
 
@@ -33,8 +33,13 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
            need_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """q (B, h, T, dh), k and v (B, h, S, dh), mask broadcastable to (B, h, T, S), true where a
     query may look -> (B, h, T, dh) and, with need_weights, the weights (B, h, T, S). No dropout
-    on the weights (fairseq's attention_dropout=0 default; see FeedForward for the CPU cost)."""
-    if not need_weights:  # fused kernel; it never materialises the weights
+    on the weights (fairseq's attention_dropout=0 default; see FeedForward for the CPU cost).
+
+    The fused kernel runs in fp32 and on CUDA; bf16 or fp16 on a CPU (train.precision=bf16) takes
+    the explicit path: torch 2.13's CPU flash-attention backward in bf16 took 41 ms of a 154 ms
+    Transformer training step against 4 ms in fp32, while the explicit path's matmuls run on the
+    CPU's bf16 units (bench/profile_step.py, docs/results.md)."""
+    if not need_weights and not (q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16)):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
     if mask is not None:
@@ -58,7 +63,7 @@ class EncoderLayer(nn.Module):
         self.norm_attn, self.norm_ff = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.ff = FeedForward(dim, ff_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)  # nmt's: a third of torch's cost on CPU
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (B, S, D), mask (B, 1, 1, S) true at real tokens -> (B, S, D)."""
@@ -76,7 +81,7 @@ class DecoderLayer(nn.Module):
         self.qkv, self.self_out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.query, self.memory_kv, self.cross_out = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
         self.ff = FeedForward(dim, ff_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)  # nmt's: a third of torch's cost on CPU
 
     def memory_keys(self, enc_out: torch.Tensor) -> torch.Tensor:
         """enc_out (B, S, D) -> cross-attention keys and values (2, B, h, S, dh)."""
@@ -127,7 +132,7 @@ class Transformer(nn.Module):
             self.tgt_embedding = self.src_embedding
         else:
             self.tgt_embedding = nn.Embedding(tgt_vocab_size, dim, padding_idx=pad_id)
-        self.emb_dropout = nn.Dropout(cfg.emb_dropout)
+        self.emb_dropout = Dropout(cfg.emb_dropout)
         self.word_dropout = float(cfg.word_dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(dim, heads, cfg.ff_dim, cfg.dropout)
                                             for _ in range(cfg.enc_layers))

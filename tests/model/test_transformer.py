@@ -125,3 +125,34 @@ def test_int8_transformer_translates_like_the_float_one(tiny_transformer_checkpo
     agree = sum(a == b for a, b in zip(fp.translate(TINY_DE), q8.translate(TINY_DE)))
     assert agree >= 10
 
+
+
+def test_bf16_training_on_cpu_takes_the_explicit_attention_and_agrees_with_the_fused_kernel(monkeypatch):
+    """CPU flash attention's bf16 backward is several times slower than the matmuls it replaces
+    (bench/profile_step.py): under bf16 autocast the Transformer attends with explicit matmuls,
+    and its logits and gradients stay those of the fp32 fused kernel within bf16's precision."""
+    import torch.nn.functional as F
+
+    from nmt.model import transformer
+
+    model = tiny(dec_layers=1)
+    src, lengths = batch()
+    tgt = torch.cat([torch.full((3, 1), SOS_ID), torch.randint(4, 50, (3, 6))], 1)
+    model.train()
+    fp32 = model(src, lengths, tgt)
+    fp32.float().pow(2).mean().backward()
+    want = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+
+    def fused_not_allowed(*args, **kwargs):
+        raise AssertionError("bf16 on a CPU must not take the fused kernel")
+
+    monkeypatch.setattr(transformer.F, "scaled_dot_product_attention", fused_not_allowed)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = model(src, lengths, tgt)
+    assert bf16.dtype == torch.bfloat16
+    bf16.float().pow(2).mean().backward()
+    torch.testing.assert_close(bf16.float(), fp32, atol=0.1, rtol=0.05)
+    for name, p in model.named_parameters():
+        cos = F.cosine_similarity(p.grad.flatten(), want[name].flatten(), dim=0)
+        assert cos > 0.98, (name, float(cos))
