@@ -43,6 +43,17 @@ def prepared_spm(tmp_path_factory, multi30k_dir) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def prepared_spm_joint(tmp_path_factory, multi30k_dir) -> Path:
+    """Multi30k de->en prepared once per session with one joint SentencePiece vocabulary
+    (vocab=joint: what an Argos package carries)."""
+    from nmt.data.prepare import prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "m30k_spm_joint"
+    prepare(make_cfg(f"data.root={multi30k_dir}", "vocab=joint", f"prepared_dir={out}"))
+    return out
+
+
 TINY_DE = ["ein hund läuft", "zwei katzen schlafen", "der mann isst brot", "die frau liest ein buch",
            "ein kind spielt ball", "drei vögel singen", "der hund schläft", "die katze läuft",
            "ein mann liest", "zwei kinder essen brot", "die vögel fliegen", "der ball ist rot"]
@@ -128,6 +139,18 @@ def m30k_transformer(prepared_spm, tmp_path_factory) -> Path:
     run(make_cfg(f"prepared_dir={prepared_spm}", *TINY_MODEL, *SMALL_TRANSFORMER, "train.batching.batch_size=64",
                  "train.max_steps=200", "train.warmup_steps=30", "train.lr=0.002", "train.schedule=constant", "train.val_max_sentences=100",
                  "train.average_last=0", "train.length_penalties=[]"), run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def m30k_transformer_joint(prepared_spm_joint, tmp_path_factory) -> Path:
+    """m30k_transformer's run on the joint vocabulary (what export.format=argos takes)."""
+    from nmt.cli.train import run
+
+    run_dir = tmp_path_factory.mktemp("m30k_transformer_joint")
+    run(make_cfg(f"prepared_dir={prepared_spm_joint}", *TINY_MODEL, *SMALL_TRANSFORMER, "train.batching.batch_size=64",
+                 "train.max_steps=200", "train.warmup_steps=30", "train.lr=0.002", "train.schedule=constant",
+                 "train.val_max_sentences=100", "train.average_last=0", "train.length_penalties=[]"), run_dir)
     return run_dir
 
 

@@ -103,7 +103,8 @@ class PreprocessConfig:
 
 @dataclass
 class VocabConfig:
-    """The vocabularies (`vocab=spm|word|char`)."""
+    """The vocabularies (`vocab=spm|joint|word|char`; joint: one SentencePiece model for both languages, in a
+    prepared folder of its own)."""
 
     kind: VocabKind = setting(VocabKind.spm, doc="spm: SentencePiece subwords; word: word2idx; char: characters")
     joint: bool = setting(False, doc="one vocabulary for both languages (shared ids)")

@@ -5,17 +5,18 @@ install:
     nmt_de_en/                   one top-level folder (the name it is installed under)
         metadata.json            from/to codes and names, package and Argos versions, type
         model/                   the CTranslate2 directory (nmt.interop.ctranslate2_model)
-        sentencepiece.model      the source SentencePiece model: Argos encodes with it
+        sentencepiece.model      the joint SentencePiece model: Argos encodes the source and
+                                 decodes the translation's pieces with it
         spacy/                   a blank spaCy pipeline of the source language: with
                                  ARGOS_CHUNK_TYPE=SPACY Argos splits sentences with it (a rule-based
                                  sentencizer) and downloads nothing
         README.md                what the model is, its scores, how to install and run it offline
 
 Argos detokenizes the target pieces with the one `sentencepiece.model` (decode_pieces, then every
-word-boundary mark and `_` becomes a space). With nmt's separate source and target vocabularies a
-target piece the source model lacks is kept as written, so the text comes out as nmt's own
-decoder writes it, except that an `_` in a translation becomes a space (none in Multi30k's
-targets). A joint vocabulary (vocab.joint=true) is the exact case.
+word-boundary mark and `_` becomes a space), so a package needs one vocabulary for both languages
+(`vocab.joint=true`); a model of separate source and target vocabularies is refused, with the way to
+get a joint one (prepare with vocab.joint=true, or distill the model into a student that has one:
+docs/interop.md).
 """
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ def check_packageable(ckpt: Checkpoint) -> tuple[str, str]:
         raise ExportError(f"{where}: a {kind} vocabulary; an Argos package tokenizes with a SentencePiece model "
                           "(sentencepiece.model). Fix: prepare the data with vocab=spm and train again, or "
                           "export.format=ctranslate2 (the caller tokenizes)")
+    if not (ckpt.prepared.get("vocab") or {}).get("joint"):
+        raise ExportError(f"{where}: separate source and target SentencePiece vocabularies, and an Argos package "
+                          "carries one sentencepiece.model that both encodes the source and decodes the translation. "
+                          "Fix: prepare the data with vocab.joint=true and train on it, or distill this model into a "
+                          "student that has one (python -m nmt.distill distill.teacher=THIS_RUN model=transformer "
+                          "prepared_dir=A_JOINT_FOLDER), or export.format=ctranslate2 (it keeps both vocabularies)")
     if (ckpt.preprocess or {}).get("lowercase"):
         raise ExportError(f"{where}: trained on lowercased text (preprocess.lowercase=true), and Argos Translate "
                           "passes text as written. Fix: train on cased text, or export.format=ctranslate2")
@@ -103,7 +110,7 @@ def write_argos_package(ckpt: Checkpoint, output: Path, version: str = "1.0", ca
 
     src, tgt = check_packageable(ckpt)
     src_vocab, _ = ckpt.vocabs()
-    blob = ckpt.vocab_files[Path(src_vocab.model_file).name]  # the source side's SentencePiece model
+    blob = ckpt.vocab_files[Path(src_vocab.model_file).name]  # the joint SentencePiece model
     name = package_name(src, tgt)
     output = Path(output)
     with tempfile.TemporaryDirectory(prefix=".argos-", dir=output.parent) as tmp:

@@ -8,6 +8,11 @@ trained on those translations as its targets.
                                     translation; vocab/, valid and test copied from the original
     DIR/both-KEY/                   the same with the original pairs added (distill.mix=both)
 
+A teacher trained on the student's own vocabularies translates the stored source ids, and its
+output ids are the student's targets. A teacher of other vocabularies (a GRU on 3k + 3k pieces
+teaching a Transformer on one joint vocabulary, as an Argos package needs) reads the cleaned
+source text, and its detokenized translations are encoded with the student's target vocabulary.
+
 KEY hashes the teacher's weights, the search options and the original prepared data, so a changed
 teacher file, beam or corpus gets its own pass and never reuses another's translations. Each chunk
 is written under a scratch name and renamed, so an interrupted pass continues from its last
@@ -25,7 +30,7 @@ from pathlib import Path
 
 from nmt.config.choices import DistillMix, SearchKind
 from nmt.config.rules import ConfigError, ckpt_list
-from nmt.data.encode import SCHEMA, pairs_batch, target_ids
+from nmt.data.encode import SCHEMA, encode_target, pairs_batch, target_ids
 from nmt.data.store import (FORMAT_VERSION, VOCAB_DIR, ArrowSplitWriter, LengthHistogram, PreparedDataError,
                             PreparedMeta, load_prepared, split_table, write_split_index)
 from nmt.errors import NmtError
@@ -81,22 +86,37 @@ def search_settings(options) -> dict:
             "max_output_len": options.max_output_len, "no_repeat_ngram": options.no_repeat_ngram}
 
 
-def pass_key(fingerprints: list[str], search: dict, data_key: str) -> str:
-    blob = json.dumps([PASS_FORMAT, fingerprints, search, data_key], sort_keys=True)
+def pass_key(fingerprints: list[str], search: dict, data_key: str, via_text: bool = False) -> str:
+    """via_text: the teacher reads the source text with its own vocabulary (its output ids are its own)."""
+    parts = [PASS_FORMAT, fingerprints, search, data_key] + (["via text"] if via_text else [])
+    blob = json.dumps(parts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def check_teacher_vocabularies(teacher, teacher_names: list[str], prepared_dir: Path) -> None:
-    """Refuse a teacher whose vocabulary files differ from the student's prepared data: its
-    output ids would be read as other pieces."""
+def same_vocabularies(teacher, prepared_dir: Path) -> bool:
+    """Whether the teacher was trained with the vocabulary files of the student's prepared data
+    (then its ids are the student's; otherwise the pass goes through text)."""
     from nmt.runs.checkpoint import vocab_files, vocab_fingerprint
 
-    if teacher.vocab_fingerprint != vocab_fingerprint(vocab_files(prepared_dir / VOCAB_DIR)):
+    return teacher.vocab_fingerprint == vocab_fingerprint(vocab_files(prepared_dir / VOCAB_DIR))
+
+
+def check_teacher(teacher, teacher_names: list[str], prepared_dir: Path, meta: PreparedMeta) -> None:
+    """Refuse a teacher that cannot write the student's targets: one of another language pair,
+    or one that writes lowercased text for a student of cased text."""
+    names = ",".join(teacher_names)
+    langs = (teacher.info.get("languages") or {})
+    want = meta.languages
+    if langs and (langs.get("src"), langs.get("tgt")) != (want["src"], want["tgt"]):
         raise DistillError(
-            f"distill.teacher={','.join(teacher_names)} was trained with other vocabularies (prepared in "
-            f"{teacher.prepared_dir}) than the student's prepared data {prepared_dir}, so its output ids would "
-            f"be read as other pieces. Fix: prepared_dir={teacher.prepared_dir} (the teacher's data), or a "
-            "teacher trained on this prepared_dir")
+            f"distill.teacher={names} translates {langs.get('src')}->{langs.get('tgt')}, and the student's prepared "
+            f"data {prepared_dir} is {want['src']}->{want['tgt']}. Fix: a teacher of {want['src']}->{want['tgt']}, "
+            f"or prepared_dir= the data of the teacher's pair")
+    if teacher.preprocess.lowercase and not meta.preprocess.get("lowercase"):
+        raise DistillError(
+            f"distill.teacher={names} was trained on lowercased text (preprocess.lowercase=true) and writes it, "
+            f"and the student's prepared data {prepared_dir} is cased: the student would learn to write lowercase. "
+            "Fix: a teacher trained on cased text, or prepare the student's data with preprocess.lowercase=true")
 
 
 def build_distilled_data(cfg) -> DistilledData:
@@ -109,9 +129,10 @@ def build_distilled_data(cfg) -> DistilledData:
     if "train" not in data:
         raise PreparedDataError(f"{prepared}: no `train` split for the teacher to translate")
     teacher = load_teacher(cfg)
-    check_teacher_vocabularies(teacher, names, prepared)
+    check_teacher(teacher, names, prepared, meta)
+    via_text = not same_vocabularies(teacher, prepared)
     search = search_settings(teacher.options)
-    key = pass_key(teacher.fingerprints, search, meta.cache_key)
+    key = pass_key(teacher.fingerprints, search, meta.cache_key, via_text)
     root = Path(cfg.distill.dir)
     mix = DistillMix(cfg.distill.mix)
     out = root / f"{mix}-{key[:12]}"
@@ -125,9 +146,17 @@ def build_distilled_data(cfg) -> DistilledData:
             return DistilledData(out, key, json.loads(info_path.read_text()), True)
         table = split_table(data["train"])
         record = {"key": key, "teacher": [str(Path(n).resolve()) for n in names], "fingerprints": teacher.fingerprints,
-                  "search": search, "prepared_dir": str(prepared.resolve()), "data_key": meta.cache_key}
-        seconds = run_pass(teacher, table.column("src_ids").to_pylist(), pass_dir, record, cfg.distill.chunk)
-        info = assemble(out, prepared, data, meta, table, pass_dir, mix, record, seconds)
+                  "search": search, "prepared_dir": str(prepared.resolve()), "data_key": meta.cache_key,
+                  "via_text": via_text}
+        if via_text:  # the teacher's own pieces of the cleaned source text
+            print(f"distill: the teacher's vocabularies are not the student's ({prepared / VOCAB_DIR}): it reads the "
+                  "source text, and its translations are encoded with the student's vocabulary", file=sys.stderr)
+            sources = teacher.encode(table.column("src_text").to_pylist())[0]  # cleaned as the teacher's data
+        else:
+            sources = table.column("src_ids").to_pylist()
+        seconds = run_pass(teacher, sources, pass_dir, record, cfg.distill.chunk)
+        info = assemble(out, prepared, data, meta, table, pass_dir, mix, record, seconds,
+                        teacher.tgt_vocab if via_text else None)
     return DistilledData(out, key, info, False)
 
 
@@ -196,16 +225,28 @@ def read_pass(pass_dir: Path) -> list[list[int]]:
     return tokens
 
 
+def student_targets(teacher_tokens: list[list[int]], tgt_vocab, teacher_vocab, max_len: int) -> tuple[list, list]:
+    """The teacher's output as the student's stored targets (SOS, ids, EOS; [] where it wrote
+    nothing) and texts. teacher_vocab: None when the teacher's ids are the student's; else the
+    teacher's target vocabulary, whose detokenized text the student's vocabulary encodes."""
+    if teacher_vocab is None:
+        return ([target_ids([t], max_len)[0] if t else [] for t in teacher_tokens],
+                [tgt_vocab.to_text(t) for t in teacher_tokens])
+    texts = [teacher_vocab.to_text(t) for t in teacher_tokens]
+    return [ids if text else [] for ids, text in zip(encode_target(tgt_vocab, texts, max_len), texts)], texts
+
+
 def assemble(out: Path, prepared: Path, data, meta: PreparedMeta, table, pass_dir: Path, mix: DistillMix,
-             record: dict, seconds: float) -> dict:
+             record: dict, seconds: float, teacher_vocab=None) -> dict:
     """Write the prepared folder `out`: train from the teacher's output (and, mix=both, the original
-    pairs not identical to it); vocab/, valid, test and the rest as in `prepared`."""
+    pairs not identical to it); vocab/, valid, test and the rest as in `prepared`. teacher_vocab:
+    the teacher's target vocabulary when it is not the student's (the output goes through text)."""
 
     from nmt.data.vocab import load_vocabs
 
     _, tgt_vocab = load_vocabs(prepared / VOCAB_DIR)
     max_len = meta.preprocess["max_len"]
-    teacher_tokens = read_pass(pass_dir)
+    targets, texts = student_targets(read_pass(pass_dir), tgt_vocab, teacher_vocab, max_len)
     src_ids = table.column("src_ids").to_pylist()
     src_text = table.column("src_text").to_pylist()
     ref_ids = table.column("tgt_ids").to_pylist()
@@ -219,14 +260,13 @@ def assemble(out: Path, prepared: Path, data, meta: PreparedMeta, table, pass_di
         rows["src_text"].append(s_text)
         rows["tgt_text"].append(t_text)
 
-    for s_ids, s_text, tokens, r_ids, r_text in zip(src_ids, src_text, teacher_tokens, ref_ids, ref_text):
-        if not tokens:  # the teacher wrote nothing: the original target stands in
+    for s_ids, s_text, t_ids, t_text, r_ids, r_text in zip(src_ids, src_text, targets, texts, ref_ids, ref_text):
+        if not t_ids:  # the teacher wrote nothing: the original target stands in
             empty += 1
             add(s_ids, r_ids, s_text, r_text)
             continue
-        t_ids = target_ids([tokens], max_len)[0]
         same += t_ids == r_ids
-        add(s_ids, t_ids, s_text, tgt_vocab.to_text(tokens))
+        add(s_ids, t_ids, s_text, t_text)
         if mix == DistillMix.both and t_ids != r_ids:
             add(s_ids, r_ids, s_text, r_text)
     info = {**record, "mix": str(mix), "train_pairs": len(rows["src_ids"]), "sentences": len(src_ids),

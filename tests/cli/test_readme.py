@@ -35,7 +35,7 @@ SHRINK = {  # program -> overrides appended to the README's command
 
 INTEROP = importlib.util.find_spec("ctranslate2") is not None and importlib.util.find_spec("spacy") is not None
 # commands whose model needs SentencePiece vocabularies (the rest run on words, faster)
-SENTENCEPIECE = {"model=transformer", "export.format=argos"}
+SENTENCEPIECE = {"model=transformer", "export.format=argos", "vocab=joint"}
 
 
 def readme_commands() -> list[str]:

@@ -29,12 +29,12 @@ def libretranslate() -> Path:
     return path
 
 
-def test_libretranslate_serves_an_exported_nmt_model(m30k_transformer, tmp_path):
+def test_libretranslate_serves_an_exported_nmt_model(m30k_transformer_joint, tmp_path):
     from libretranslatepy import LibreTranslateAPI
 
     server = libretranslate()
     package = tmp_path / "de_en.argosmodel"
-    rc, _, err = cli("export", f"ckpt={m30k_transformer}", "export.format=argos", f"export.output={package}",
+    rc, _, err = cli("export", f"ckpt={m30k_transformer_joint}", "export.format=argos", f"export.output={package}",
                      "export.score=false", f"hydra.run.dir={tmp_path / 'h'}")
     assert rc == 0, err
     home = tmp_path / "lt_home"
@@ -66,7 +66,7 @@ def test_libretranslate_serves_an_exported_nmt_model(m30k_transformer, tmp_path)
         assert {"code": "de", "name": "German"}.items() <= languages[0].items() or \
             any(lang["code"] == "de" and "en" in lang.get("targets", ["en"]) for lang in languages)
 
-        tr = Translator.from_checkpoint(m30k_transformer, decode="greedy")
+        tr = Translator.from_checkpoint(m30k_transformer_joint, decode="greedy")
         dd, _, _ = load_prepared(Path(tr.prepared_dir))
         split = dd["test"].select(range(30))
         ended, translations = ended_greedy(tr, split)

@@ -130,17 +130,17 @@ def test_a_changed_teacher_is_translated_again_and_mix_adds_the_references(teach
     assert set(map(tuple, references)) <= set(map(tuple, targets))
 
 
-def test_a_teacher_of_other_vocabularies_is_refused(teacher, tiny_checkpoint, tmp_path):
+def test_a_teacher_of_another_pair_is_refused(teacher, m30k_pair_runs, tmp_path):
     _, prepared = teacher
-    r = distill([f"distill.teacher={tiny_checkpoint}", f"prepared_dir={prepared}", f"distill.dir={tmp_path}",
+    en_de = m30k_pair_runs["en-de"]
+    r = distill([f"distill.teacher={en_de}", f"prepared_dir={prepared}", f"distill.dir={tmp_path}",
                  f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert r.returncode == 1
-    assert "distill: error: " in r.stderr and "other vocabularies" in r.stderr
-    assert str(tiny_checkpoint) in r.stderr and str(prepared) in r.stderr
-    assert not list(tmp_path.glob("teacher-*"))
-    with pytest.raises(DistillError, match="prepared_dir="):
-        build_distilled_data(make_cfg(f"distill.teacher={tiny_checkpoint}", f"prepared_dir={prepared}",
-                                      f"distill.dir={tmp_path}"))
+    assert "distill: error: " in r.stderr and "translates en->de" in r.stderr and "is de->en" in r.stderr
+    assert str(en_de) in r.stderr and str(prepared) in r.stderr
+    assert not list(tmp_path.glob("teacher-*")) and not list(tmp_path.glob("pass-*"))
+    with pytest.raises(DistillError, match="Fix: a teacher of de->en"):
+        build_distilled_data(make_cfg(f"distill.teacher={en_de}", f"prepared_dir={prepared}", f"distill.dir={tmp_path}"))
 
 
 def test_distill_config_is_checked(tmp_path):
