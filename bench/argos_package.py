@@ -119,7 +119,7 @@ def main() -> None:
     if data is None:
         sys.exit("bench/argos_package.py: give --data PREPARED_DIR or --against RUN")
     split = load_prepared(data)[0][args.split]
-    texts, refs = split["src_text"], split["tgt_text"]
+    texts, refs = list(split["src_text"]), list(split["tgt_text"])
     with tempfile.TemporaryDirectory(prefix="argos-package-") as tmp:
         root = unpack(args.package, Path(tmp))
         engines = {f"ctranslate2_{ct}": Ct2Package(root, ct, args.threads) for ct in ("float32", "int8")}
