@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/batching.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/profile_step.py
 	$(BIN)/python bench/translate.py
 	$(BIN)/python bench/serve.py
 

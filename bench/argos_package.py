@@ -9,7 +9,9 @@ scored and timed as Argos decodes it, against nmt's own decoding of other models
    CTranslate2 model decodes the split's source text tokenized with the package's
    `sentencepiece.model`, beam --beam, CTranslate2's length penalty --length-penalty (0.2 is
    what Argos Translate 1.9-1.11 passes), and the pieces are joined back with the same model.
-   BLEU and chrF with sacreBLEU's signatures. --argos: the same sentences through the real
+   BLEU and chrF with sacreBLEU's signatures. --length-penalties A B ...: CTranslate2's length
+   penalty chosen on val among these (fp32), the test scored with it too (what a CTranslate2 user
+   can set; Argos cannot). --argos: the same sentences through the real
    argostranslate (installed from the package into a scratch home, offline, ARGOS_BEAM_SIZE=--beam).
 2. Speed, --threads threads each, rounds interleaved, the median counting: CTranslate2 (fp32 and
    int8) against nmt's beam search of each --against model (fp32), all of the split. Each --against
@@ -54,12 +56,15 @@ class Ct2Package:
     beam search, the pieces joined back with the same SentencePiece model."""
 
     def __init__(self, root: Path, compute_type: str, threads: int):
+        """`threads` workers of one thread each (inter_threads): batches of 32 decode side by side.
+        On 2 cores that took 1.55 s for test_2016_flickr at beam 5 against 3.79 s for one worker of
+        two threads (fp32; int8 0.81 s against 3.37 s; docs/results.md, 2026-12-04)."""
         import ctranslate2
         import sentencepiece as spm
 
         self.sp = spm.SentencePieceProcessor(model_file=str(root / "sentencepiece.model"))
         self.translator = ctranslate2.Translator(str(root / "model"), device="cpu", compute_type=compute_type,
-                                                 inter_threads=1, intra_threads=threads)
+                                                 inter_threads=threads, intra_threads=1)
 
     def translate(self, texts: list[str], beam: int, length_penalty: float) -> list[str]:
         pieces = self.sp.encode(texts, out_type=str)
@@ -112,13 +117,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--argos", action="store_true", help="also decode through argostranslate itself")
+    ap.add_argument("--length-penalties", type=float, nargs="*", default=[],
+                    help="also: CTranslate2's length penalty chosen on val among these")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     nmt_models = [Translator.from_checkpoint(p, beam_size=args.beam, split_sentences=False) for p in args.against]
     data = args.data or (Path(nmt_models[0].prepared_dir) if nmt_models else None)
     if data is None:
         sys.exit("bench/argos_package.py: give --data PREPARED_DIR or --against RUN")
-    split = load_prepared(data)[0][args.split]
+    splits = load_prepared(data)[0]
+    split = splits[args.split]
     texts, refs = list(split["src_text"]), list(split["tgt_text"])
     with tempfile.TemporaryDirectory(prefix="argos-package-") as tmp:
         root = unpack(args.package, Path(tmp))
@@ -148,6 +156,15 @@ def main() -> None:
         out["speedup_of_ctranslate2_int8_over"] = {
             name: round(statistics.median(seconds[name]) / statistics.median(seconds["ctranslate2_int8"]), 2)
             for name in runs if name.startswith("nmt:")}
+        if args.length_penalties:
+            val = splits["valid"]
+            val_texts, val_refs = list(val["src_text"]), list(val["tgt_text"])
+            engine = engines["ctranslate2_float32"]
+            on_val = {lp: scores(engine.translate(val_texts, args.beam, lp), val_refs)["BLEU"]["score"]
+                      for lp in args.length_penalties}
+            best = max(on_val, key=on_val.get)
+            out["ctranslate2_float32_length_penalty_on_val"] = {
+                "val_bleu": on_val, "chosen": best, "test": scores(engine.translate(texts, args.beam, best), refs)}
         if args.argos:
             t0 = time.perf_counter()
             argos = through_argos(args.package, texts, args.beam, args.threads)

@@ -1,7 +1,7 @@
 """Where one training step of a model spends its time on this CPU, fp32 against bf16 autocast
 (`train.precision=bf16`), on real Multi30k batches from the bucketing loader.
 
-    python bench/profile_step.py                               # model=transformer, the prepared spm data
+    python bench/profile_step.py                               # model=transformer on the default data
     python bench/profile_step.py --steps 20 model=transformer model.ff_dim=512 prepared_dir=...
     python bench/profile_step.py model=gru                     # the reference GRU, for comparison
 
@@ -30,6 +30,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 
 import nmt.config.schema  # noqa: E402,F401
 from nmt.config.schema import Precision  # noqa: E402
+from nmt.data.prepare import prepare  # noqa: E402
 from nmt.data.store import load_prepared  # noqa: E402
 from nmt.model import build_model  # noqa: E402
 from nmt.training.optim import autocast_context, make_optimizer  # noqa: E402
@@ -120,7 +121,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     overrides = args.overrides or ["model=transformer"]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
+        cfg = compose("config", overrides=[f"data.root={ROOT.parent}/shared/data/multi30k", *overrides])
+    prepare(cfg)  # reused when it is there (the prepared folder's inputs and settings unchanged)
     dd, _, vocabs = load_prepared(Path(cfg.prepared_dir))
     batches = first_batches(cfg, dd["train"], vocabs[1].pad_id, args.warmup + args.steps)
     out = {"overrides": overrides, "threads": torch.get_num_threads(), "steps": args.steps,

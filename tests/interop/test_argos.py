@@ -146,19 +146,15 @@ def test_a_gru_teacher_distils_into_a_transformer_student_that_argos_runs(m30k_p
     assert_argos_translates_as_nmt(package, student, tmp_path / "home")
 
 
-def test_separate_vocabularies_are_refused_for_argos(m30k_transformer, tmp_path):
+@pytest.mark.parametrize("run, words", [
+    ("tiny_transformer_checkpoint", ("word vocabulary", "SentencePiece", "vocab=spm")),
+    ("m30k_transformer", ("separate source and target", "vocab.joint=true", "nmt.distill", "ctranslate2")),
+])
+def test_a_vocabulary_argos_cannot_carry_is_refused(run, words, request, tmp_path):
     out = tmp_path / "x.argosmodel"
-    rc, _, err = cli("export", f"ckpt={m30k_transformer}", "export.format=argos", f"export.output={out}",
+    rc, _, err = cli("export", f"ckpt={request.getfixturevalue(run)}", "export.format=argos", f"export.output={out}",
                      "export.score=false", f"hydra.run.dir={tmp_path / 'h'}")
-    assert_one_line_error(rc, err, "separate source and target", "vocab.joint=true", "nmt.distill", "ctranslate2")
-    assert not out.exists()
-
-
-def test_a_word_vocabulary_is_refused_for_argos(tiny_transformer_checkpoint, tmp_path):
-    out = tmp_path / "x.argosmodel"
-    rc, _, err = cli("export", f"ckpt={tiny_transformer_checkpoint}", "export.format=argos", f"export.output={out}",
-                     "export.score=false", f"hydra.run.dir={tmp_path / 'h'}")
-    assert_one_line_error(rc, err, "word vocabulary", "SentencePiece", "vocab=spm")
+    assert_one_line_error(rc, err, *words)
     assert not out.exists()
 
 
