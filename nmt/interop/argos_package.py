@@ -14,8 +14,8 @@ install:
 
 Argos detokenizes the target pieces with the one `sentencepiece.model` (decode_pieces, then every
 word-boundary mark and `_` becomes a space), so a package needs one vocabulary for both languages
-(`vocab.joint=true`); a model of separate source and target vocabularies is refused, with the way to
-get a joint one (prepare with vocab.joint=true, or distill the model into a student that has one:
+(`vocab=joint`); a model of separate source and target vocabularies is refused, with the way to
+get a joint one (prepare with vocab=joint, or distill the model into a student that has one:
 docs/interop.md).
 """
 from __future__ import annotations
@@ -48,9 +48,10 @@ def check_packageable(ckpt: Checkpoint) -> tuple[str, str]:
     if not (ckpt.prepared.get("vocab") or {}).get("joint"):
         raise ExportError(f"{where}: separate source and target SentencePiece vocabularies, and an Argos package "
                           "carries one sentencepiece.model that both encodes the source and decodes the translation. "
-                          "Fix: prepare the data with vocab.joint=true and train on it, or distill this model into a "
-                          "student that has one (python -m nmt.distill distill.teacher=THIS_RUN model=transformer "
-                          "prepared_dir=A_JOINT_FOLDER), or export.format=ctranslate2 (it keeps both vocabularies)")
+                          "Fix: python -m nmt.prepare vocab=joint (one model for both languages, vocab.joint=true) "
+                          "and train on it, or distill this model into a student that has one (python -m nmt.distill "
+                          "distill.teacher=THIS_RUN model=transformer vocab=joint), or export.format=ctranslate2 (it "
+                          "keeps both vocabularies)")
     if (ckpt.preprocess or {}).get("lowercase"):
         raise ExportError(f"{where}: trained on lowercased text (preprocess.lowercase=true), and Argos Translate "
                           "passes text as written. Fix: train on cased text, or export.format=ctranslate2")

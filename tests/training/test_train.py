@@ -111,14 +111,21 @@ def test_torchrun_rank_0_failing_after_training_fails_every_rank_without_a_hang(
     """Rank 0 alone does the end-of-run work; when it fails (here: the summary cannot be written),
     the other rank, waiting for it, fails too with a line naming rank 0, and torchrun's status
     says so: no hang, no exit 0 over an incomplete run."""
-    run_dir = tmp_path / "run"
-    (run_dir / "train_summary.json").mkdir(parents=True)  # a folder where the summary goes
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", f"--master-port={free_port()}",
-                        "-m", "nmt.train", f"prepared_dir={tiny_prepared}", *TINY_MODEL, "train.max_steps=2",
-                        "train.checkpoint_every=2", "train.val_bleu=false", "train.early_stopping_metric=loss",
-                        f"hydra.run.dir={run_dir}"],
-                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                       timeout=240)
+    for attempt in range(2):
+        run_dir = tmp_path / f"run{attempt}"
+        (run_dir / "train_summary.json").mkdir(parents=True)  # a folder where the summary goes
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2",
+                            f"--master-port={free_port()}", "-m", "nmt.train", f"prepared_dir={tiny_prepared}",
+                            *TINY_MODEL, "train.max_steps=2", "train.checkpoint_every=2", "train.val_bleu=false",
+                            "train.early_stopping_metric=loss", f"hydra.run.dir={run_dir}"],
+                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                           timeout=240)
+        # the gloo abort of two_node_run (TORCH_ABORT), seen once here in CI (2026-12-04): the other
+        # rank aborted inside torch while leaving, and torchrun killed rank 0 before it printed
+        if attempt == 0 and "IsADirectoryError" not in r.stderr and all(m in r.stderr for m in TORCH_ABORT):
+            warnings.warn(f"torchrun lost a worker to SIGABRT inside torch; retrying once\n{r.stderr[-3000:]}")
+            continue
+        break
     assert r.returncode != 0
     assert "train: error: rank 0 failed after training, in the end-of-run work (IsADirectoryError" in r.stderr, \
         r.stderr[-3000:]
